@@ -1,0 +1,115 @@
+//! The `run` command: starts every configured component, the HTTP server (health, readiness),
+//! the metrics server, and drains everything on SIGTERM within the grace period.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::health::Health;
+use crate::http::server::{self, Handler, json_error};
+
+/// Listener addresses and shutdown timing.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub http_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub shutdown_grace: Duration,
+}
+
+/// Runs until `shutdown` fires and every component has drained.
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: CancellationToken,
+) -> Result<(), String> {
+    let metrics = crate::telemetry::install_metrics()?;
+    let health = Health::default();
+
+    let http_listener = bind(options.http_addr).await?;
+    let metrics_listener = bind(options.metrics_addr).await?;
+    tracing::info!(
+        http = %http_listener.local_addr().map_err(|e| e.to_string())?,
+        metrics = %metrics_listener.local_addr().map_err(|e| e.to_string())?,
+        "listening"
+    );
+
+    let mut components = JoinSet::new();
+    for source in config.s3_sources {
+        let ready = health.register(&source.metadata.name);
+        let name = source.metadata.name.clone();
+        let shutdown = shutdown.clone();
+        let grace = options.shutdown_grace;
+        components.spawn(async move {
+            crate::source::s3::run(source, ready, shutdown, grace)
+                .await
+                .map_err(|err| format!("source {name:?}: {err}"))
+        });
+    }
+
+    let servers_stop = CancellationToken::new();
+    let health_for_http = health.clone();
+    let http_handler: Handler = Arc::new(move |request| {
+        let answer = health_for_http.handle(&request);
+        Box::pin(async move {
+            answer.unwrap_or_else(|| json_error(StatusCode::NOT_FOUND, "no such endpoint"))
+        })
+    });
+    let metrics_handler: Handler = Arc::new(move |request| {
+        let answer = if request.uri().path() == "/metrics" {
+            crate::telemetry::render(&metrics)
+        } else {
+            json_error(StatusCode::NOT_FOUND, "metrics are at /metrics")
+        };
+        Box::pin(async move { answer })
+    });
+    let drain = Duration::from_secs(2);
+    let http_server = tokio::spawn(server::serve(
+        http_listener,
+        http_handler,
+        servers_stop.clone(),
+        drain,
+    ));
+    let metrics_server = tokio::spawn(server::serve(
+        metrics_listener,
+        metrics_handler,
+        servers_stop.clone(),
+        drain,
+    ));
+
+    let mut first_error = None;
+    tokio::select! {
+        () = shutdown.cancelled() => {},
+        Some(result) = components.join_next() => {
+            // A component that ends on its own failed to start: stop the rest.
+            if let Ok(Err(err)) = result {
+                tracing::error!(error = %err, "component failed");
+                first_error = Some(err);
+            }
+            shutdown.cancel();
+        }
+    }
+    health.set_draining();
+    while let Some(result) = components.join_next().await {
+        if let Ok(Err(err)) = result {
+            tracing::error!(error = %err, "component failed");
+            first_error.get_or_insert(err);
+        }
+    }
+    servers_stop.cancel();
+    let _ = http_server.await;
+    let _ = metrics_server.await;
+    tracing::info!("stopped");
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}"))
+}

@@ -1,0 +1,283 @@
+//! The parts of a manifest every kind shares: `metadata`, `spec.auth`, `spec.sink` and Knative's
+//! `spec.delivery`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::Uri;
+use serde_json::Value;
+
+use super::decode::{Obj, Problems};
+use super::secret::{Secret, SecretSource};
+
+/// `metadata`: the component's identity (metric labels, log fields, serving path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+/// Fields of Kubernetes object metadata that an exported manifest may carry; accepted, unused.
+const IGNORED_METADATA: [&str; 9] = [
+    "labels",
+    "annotations",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "finalizers",
+    "ownerReferences",
+];
+
+pub fn metadata(doc: &mut Obj<'_>, problems: &mut Problems) -> Option<Metadata> {
+    let mut meta = doc.require_obj("metadata", problems)?;
+    let name = meta.require_string("name", problems);
+    let namespace = meta.string("namespace", problems);
+    for field in IGNORED_METADATA {
+        meta.get(field);
+    }
+    if let Some(name) = &name {
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            problems.add(
+                &meta.path_of("name"),
+                format!("{name:?} is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')"),
+            );
+        }
+    }
+    meta.finish(problems);
+    Some(Metadata {
+        name: name?,
+        namespace,
+    })
+}
+
+/// How a component gets AWS credentials (`spec.auth`). The one seam between configuration and
+/// `crate::aws::credentials`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// No `spec.auth`: the SDK's default chain.
+    DefaultChain,
+    /// `spec.auth.credentials`: static or temporary keys.
+    Keys {
+        access_key_id: SecretSource,
+        secret_access_key: SecretSource,
+        session_token: Option<SecretSource>,
+    },
+}
+
+pub fn auth(spec: &mut Obj<'_>, secrets_dir: &Path, problems: &mut Problems) -> Option<Auth> {
+    let Some(mut auth) = spec.obj("auth", problems) else {
+        return Some(Auth::DefaultChain);
+    };
+    if let Some((_, path)) = auth.get("iam") {
+        problems.add(
+            &path,
+            "IAM roles through web identity are not supported by this version yet; use spec.auth.credentials or no spec.auth (the SDK's default chain)",
+        );
+    }
+    let credentials = auth.obj("credentials", problems);
+    // Finish `auth` first: the early returns below must not hide its unknown fields.
+    auth.finish(problems);
+    match credentials {
+        Some(mut creds) => {
+            let access_key_id = secret_field(&mut creds, "accessKeyID", secrets_dir, problems);
+            let secret_access_key =
+                secret_field(&mut creds, "secretAccessKey", secrets_dir, problems);
+            // `None` when absent, `Some(None)` when present but broken (already reported).
+            let session_token = if creds.has("sessionToken") {
+                Some(secret_field(
+                    &mut creds,
+                    "sessionToken",
+                    secrets_dir,
+                    problems,
+                ))
+            } else {
+                creds.get("sessionToken");
+                None
+            };
+            if let Some((_, path)) = creds.get("assumeIamRole") {
+                problems.add(
+                    &path,
+                    "assuming a cross-account role is not supported by this version yet",
+                );
+            }
+            creds.finish(problems);
+            let session_token = match session_token {
+                None => None,
+                Some(token) => Some(token?),
+            };
+            Some(Auth::Keys {
+                access_key_id: access_key_id?,
+                secret_access_key: secret_access_key?,
+                session_token,
+            })
+        }
+        None => Some(Auth::DefaultChain),
+    }
+}
+
+/// A `{value}` or `{valueFromSecret: {name, key}}` field; required.
+fn secret_field(
+    parent: &mut Obj<'_>,
+    key: &'static str,
+    secrets_dir: &Path,
+    problems: &mut Problems,
+) -> Option<SecretSource> {
+    let mut field = parent.require_obj(key, problems)?;
+    let value = field.string("value", problems);
+    let from_secret = field
+        .obj("valueFromSecret", problems)
+        .and_then(|mut reference| {
+            let name = reference.require_string("name", problems);
+            let key = reference.require_string("key", problems);
+            let path = reference.path().to_string();
+            reference.finish(problems);
+            let (name, key) = (name?, key?);
+            let safe = |s: &str| !s.is_empty() && !s.contains('/') && s != "..";
+            if !safe(&name) || !safe(&key) {
+                problems.add(&path, "secret name and key must be plain names");
+                return None;
+            }
+            let file = secrets_dir.join(name).join(key);
+            let source = SecretSource::File(file);
+            // A missing file is a configuration mistake worth reporting now, not at the first AWS call.
+            if let Err(message) = source.read() {
+                problems.add(&path, message);
+            }
+            Some(source)
+        });
+    let path = field.path().to_string();
+    field.finish(problems);
+    match (value, from_secret) {
+        (Some(value), None) => Some(SecretSource::Literal(Secret::new(value))),
+        (None, Some(source)) => Some(source),
+        (Some(_), Some(_)) => {
+            problems.add(&path, "set either value or valueFromSecret, not both");
+            None
+        }
+        (None, None) => {
+            problems.add(&path, "needs value or valueFromSecret");
+            None
+        }
+    }
+}
+
+/// `spec.sink` (and `deadLetterSink`): a Knative destination, of which only `uri` can be
+/// resolved without a cluster.
+pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option<Uri> {
+    let mut dest = Obj::new(value, path, problems)?;
+    if let Some((_, ref_path)) = dest.get("ref") {
+        problems.add(
+            &ref_path,
+            "a sink reference needs a Kubernetes cluster to resolve; set uri to the sink's URL instead (e.g. uri: http://broker-ingress.knative-eventing.svc.cluster.local/default/default)",
+        );
+    }
+    let uri = dest.string("uri", problems);
+    if uri.is_none() && !dest.has("ref") {
+        problems.add(&dest.path_of("uri"), "is required");
+    }
+    let uri_path = dest.path_of("uri");
+    dest.finish(problems);
+    let text = uri?;
+    match text.parse::<Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => Some(uri),
+        Ok(uri) if uri.scheme_str() == Some("https") => {
+            problems.add(
+                &uri_path,
+                format!("https sinks are not supported by this version yet: {uri}"),
+            );
+            None
+        }
+        _ => {
+            problems.add(
+                &uri_path,
+                format!("expected an absolute http:// URL, found {text:?}"),
+            );
+            None
+        }
+    }
+}
+
+/// Knative's `backoffPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackoffPolicy {
+    /// delay × 2^attempt
+    Exponential,
+    /// delay × attempt
+    Linear,
+}
+
+/// `spec.delivery`, in Knative's shape: how events are delivered to the sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Retries after the first attempt (Knative `retry`).
+    pub retry: u32,
+    pub backoff_policy: BackoffPolicy,
+    /// Knative `backoffDelay`: the base of the backoff.
+    pub backoff_delay: Duration,
+    /// Ceiling of one backoff wait (ours: `backoffMaxDelay`).
+    pub backoff_max_delay: Duration,
+    /// Time allowed for one attempt (Knative `timeout`).
+    pub timeout: Duration,
+    /// Where events go once the retries are spent.
+    pub dead_letter_sink: Option<Uri>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            retry: 5,
+            backoff_policy: BackoffPolicy::Exponential,
+            backoff_delay: Duration::from_millis(500),
+            backoff_max_delay: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            dead_letter_sink: None,
+        }
+    }
+}
+
+pub fn delivery(spec: &mut Obj<'_>, problems: &mut Problems) -> Delivery {
+    let mut out = Delivery::default();
+    let Some(mut delivery) = spec.obj("delivery", problems) else {
+        return out;
+    };
+    if let Some(retry) = delivery.integer("retry", 0, 100, problems) {
+        out.retry = retry as u32;
+    }
+    if let Some(policy) = delivery.string("backoffPolicy", problems) {
+        match policy.as_str() {
+            "exponential" => out.backoff_policy = BackoffPolicy::Exponential,
+            "linear" => out.backoff_policy = BackoffPolicy::Linear,
+            other => problems.add(
+                &delivery.path_of("backoffPolicy"),
+                format!("expected \"exponential\" or \"linear\", found {other:?}"),
+            ),
+        }
+    }
+    if let Some(delay) = delivery.duration("backoffDelay", problems) {
+        out.backoff_delay = delay;
+    }
+    if let Some(delay) = delivery.duration("backoffMaxDelay", problems) {
+        out.backoff_max_delay = delay;
+    }
+    if let Some(timeout) = delivery.duration("timeout", problems) {
+        if timeout.is_zero() {
+            problems.add(&delivery.path_of("timeout"), "must be more than zero");
+        } else {
+            out.timeout = timeout;
+        }
+    }
+    if let Some((value, path)) = delivery.get("deadLetterSink") {
+        out.dead_letter_sink = destination(value, &path, problems);
+    }
+    delivery.finish(problems);
+    out
+}

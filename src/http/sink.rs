@@ -1,0 +1,213 @@
+//! The HTTP client that POSTs CloudEvents to a sink: a keep-alive connection pool, a timeout per
+//! attempt, and retries with jittered backoff following Knative's `spec.delivery`.
+//!
+//! Only a 2xx answer counts as accepted. 5xx, 408, 429, timeouts and connection errors are
+//! retried; any other status is the sink refusing the event, which retrying cannot fix.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::Rng;
+
+use crate::cloudevents::EncodedEvent;
+use crate::config::common::{BackoffPolicy, Delivery};
+
+/// Why one attempt was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the sink answered {status}")]
+    Status {
+        status: u16,
+        /// The sink's `Retry-After` (seconds form), honoured as the next wait.
+        retry_after: Option<Duration>,
+    },
+    #[error("the sink did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot reach the sink: {0}")]
+    Connection(String),
+}
+
+impl SendError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SendError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            SendError::Timeout(_) | SendError::Connection(_) => true,
+        }
+    }
+
+    /// A bounded label for metrics: `status_5xx`, `status_4xx`, `timeout`, `connection`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SendError::Status { status, .. } if *status >= 500 => "status_5xx",
+            SendError::Status { .. } => "status_4xx",
+            SendError::Timeout(_) => "timeout",
+            SendError::Connection(_) => "connection",
+        }
+    }
+}
+
+/// A pooled HTTP client for one component's sinks.
+#[derive(Clone)]
+pub struct SinkClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    delivery: Delivery,
+}
+
+impl SinkClient {
+    pub fn new(delivery: Delivery) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(delivery.timeout.min(Duration::from_secs(10))));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        SinkClient { client, delivery }
+    }
+
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
+    /// One attempt: POST and read the answer, within the delivery timeout.
+    pub async fn post(&self, uri: &Uri, event: &EncodedEvent) -> Result<StatusCode, SendError> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri.clone())
+            .body(Full::new(event.body.clone()))
+            .map_err(|err| SendError::Connection(err.to_string()))?;
+        request.headers_mut().extend(event.headers.clone());
+        let timeout = self.delivery.timeout;
+        let attempt = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|err| SendError::Connection(error_chain(&err)))?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            // Read the body so the connection goes back to the pool.
+            let _ = response.into_body().collect().await;
+            if status.is_success() {
+                Ok(status)
+            } else {
+                Err(SendError::Status {
+                    status: status.as_u16(),
+                    retry_after,
+                })
+            }
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or(Err(SendError::Timeout(timeout)))
+    }
+
+    /// Delivers with retries. `on_retry` is called before each wait (for logs and metrics).
+    /// Returns the last error when every attempt failed or the error is not retryable.
+    pub async fn deliver(
+        &self,
+        uri: &Uri,
+        event: &EncodedEvent,
+        mut on_retry: impl FnMut(u32, &SendError),
+    ) -> Result<(), SendError> {
+        let mut attempt = 0u32;
+        loop {
+            match self.post(uri, event).await {
+                Ok(_) => return Ok(()),
+                Err(err) if err.is_retryable() && attempt < self.delivery.retry => {
+                    attempt += 1;
+                    on_retry(attempt, &err);
+                    let wait = match &err {
+                        SendError::Status {
+                            retry_after: Some(after),
+                            ..
+                        } => (*after).min(self.delivery.backoff_max_delay),
+                        _ => backoff(&self.delivery, attempt),
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// The wait before retry number `attempt` (1-based): Knative's formulas (exponential:
+/// delay × 2^(attempt-1); linear: delay × attempt), capped, with "equal jitter" — half fixed,
+/// half random — so that replicas retrying the same sink spread out. Written here because
+/// Knative's linear policy is not offered by the backoff crates.
+pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
+    let base = delivery.backoff_delay.as_secs_f64();
+    let nominal = match delivery.backoff_policy {
+        BackoffPolicy::Exponential => base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32),
+        BackoffPolicy::Linear => base * f64::from(attempt),
+    };
+    let capped = nominal.min(delivery.backoff_max_delay.as_secs_f64());
+    let jittered = capped / 2.0 + rand::rng().random_range(0.0..=capped / 2.0);
+    Duration::from_secs_f64(jittered)
+}
+
+/// An error and its causes on one line ("client error (Connect): tcp connect error: refused").
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_within_bounds() {
+        let delivery = Delivery {
+            backoff_delay: Duration::from_millis(100),
+            backoff_max_delay: Duration::from_secs(1),
+            ..Delivery::default()
+        };
+        for attempt in 1..=10 {
+            let nominal = (0.1 * 2f64.powi(attempt as i32 - 1)).min(1.0);
+            let wait = backoff(&delivery, attempt).as_secs_f64();
+            assert!(
+                wait >= nominal / 2.0 - 1e-9 && wait <= nominal + 1e-9,
+                "{attempt}: {wait}"
+            );
+        }
+        let linear = Delivery {
+            backoff_policy: BackoffPolicy::Linear,
+            ..delivery
+        };
+        let wait = backoff(&linear, 3).as_secs_f64();
+        assert!((0.15..=0.3 + 1e-9).contains(&wait), "{wait}");
+    }
+
+    #[test]
+    fn retry_classification() {
+        let status = |status| SendError::Status {
+            status,
+            retry_after: None,
+        };
+        assert!(status(503).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(status(408).is_retryable());
+        assert!(!status(400).is_retryable());
+        assert!(!status(404).is_retryable());
+        assert!(SendError::Timeout(Duration::from_secs(1)).is_retryable());
+    }
+}

@@ -1,0 +1,147 @@
+//! The `aws-event-adapter` command line: `run`, `validate` and `display`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use aws_event_adapter::app::{self, RunOptions};
+use aws_event_adapter::config::{self, LoadOptions};
+use aws_event_adapter::telemetry::{LogFormat, init_logging};
+
+/// Exit code for a configuration that cannot be used (sysexits' EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "aws-event-adapter",
+    version,
+    about = "Data plane between AWS (S3 notifications on SQS) and CloudEvents"
+)]
+struct Cli {
+    /// Log format: json (default when stdout is not a terminal) or text.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the components of one or more manifest files.
+    Run {
+        #[command(flatten)]
+        files: ConfigFiles,
+        /// Address of health and readiness (and, later, the targets).
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        http_addr: SocketAddr,
+        /// Address of the Prometheus /metrics endpoint.
+        #[arg(long, default_value = "0.0.0.0:9092")]
+        metrics_addr: SocketAddr,
+        /// Time allowed to drain on SIGTERM: "30s", "PT30S".
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        shutdown_grace: Duration,
+    },
+    /// Check manifest files and report every problem; exits non-zero if there is any.
+    Validate {
+        #[command(flatten)]
+        files: ConfigFiles,
+    },
+    /// A CloudEvents sink that prints every event it receives.
+    Display {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        addr: SocketAddr,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigFiles {
+    /// A YAML file of manifests (AWSS3Source, ...); may be repeated.
+    #[arg(long = "config", required = true)]
+    config: Vec<PathBuf>,
+    /// Where `valueFromSecret` files are mounted: <dir>/<secret name>/<key>.
+    #[arg(long, default_value = "/var/run/secrets/aws-event-adapter")]
+    secrets_dir: PathBuf,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    config::duration::parse(text)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Run {
+            files,
+            http_addr,
+            metrics_addr,
+            shutdown_grace,
+        } => {
+            let config = match load(&files) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            let options = RunOptions {
+                http_addr,
+                metrics_addr,
+                shutdown_grace,
+            };
+            block_on(async move {
+                let shutdown = aws_event_adapter::shutdown::on_signal();
+                app::run(config, options, shutdown).await
+            })
+        }
+        Command::Display { addr } => block_on(async move {
+            let shutdown = aws_event_adapter::shutdown::on_signal();
+            aws_event_adapter::display::run(addr, shutdown).await
+        }),
+    }
+}
+
+fn load(files: &ConfigFiles) -> Result<config::Config, ExitCode> {
+    let options = LoadOptions {
+        secrets_dir: files.secrets_dir.clone(),
+    };
+    config::load(&files.config, &options).map_err(|problems| {
+        for problem in &problems {
+            eprintln!("error: {problem}");
+        }
+        eprintln!("{} problem(s) found", problems.len());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn validate(files: &ConfigFiles) -> ExitCode {
+    match load(files) {
+        Ok(config) => {
+            println!("ok: {} component(s)", config.s3_sources.len());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn block_on(work: impl Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "exiting");
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Sources: components that read from AWS and send CloudEvents to a sink.
+
+pub mod s3;

@@ -1,0 +1,221 @@
+//! `AWSS3Source` manifests: TriggerMesh's fields plus our documented options for receiving,
+//! delivery and event encoding.
+//!
+//! ```yaml
+//! spec:
+//!   arn: arn:aws:s3:::media-uploads                      # required: the bucket
+//!   eventTypes: ["s3:ObjectCreated:*"]                   # optional: default, every event
+//!   destination: { sqs: { queueARN: arn:aws:sqs:... } }  # the queue S3 notifies
+//!   auth: { credentials: {...} }                         # optional: default chain otherwise
+//!   sink: { uri: http://broker/ }                        # required
+//!   delivery:                                            # optional, Knative's shape
+//!     retry: 5
+//!     backoffPolicy: exponential                         # or linear
+//!     backoffDelay: PT0.5S
+//!     backoffMaxDelay: PT30S                             # ours: ceiling of one wait
+//!     timeout: PT30S                                     # one attempt
+//!     deadLetterSink: { uri: http://dead-letters/ }
+//!   eventEncoding: binary                                # or structured
+//!   forwardTestEvents: false                             # forward s3:TestEvent as com.amazon.s3.testevent
+//!   forwardUnrecognized: true                            # forward other bodies as com.amazon.sqs.message
+//!   receive:
+//!     pollers: 2                                         # concurrent ReceiveMessage long-polls
+//!     maxMessages: 10                                    # per ReceiveMessage, 1-10
+//!     waitTimeSeconds: 20                                # long-poll wait, 0-20
+//!     visibilityTimeout: 30s                             # asked for on every receive
+//!     maxInFlightMessages: 100                           # messages processed at once
+//!     visibilityHeartbeat: true                          # extend visibility while in flight
+//!     redeliveryDelay: 10s                               # first delay of a failed message
+//!     maxRedeliveryDelay: 15m                            # ceiling of the growing delay
+//! ```
+
+use std::time::Duration;
+
+use http::Uri;
+
+use crate::aws::arn::{BucketArn, QueueArn};
+use crate::cloudevents::Encoding;
+use crate::config::LoadOptions;
+use crate::config::common::{self, Auth, Delivery, Metadata};
+use crate::config::decode::{Obj, Problems};
+
+/// The kind name used in metric labels and logs.
+pub const COMPONENT: &str = "awss3source";
+
+/// `spec.receive`: how the queue is polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receive {
+    pub pollers: usize,
+    pub max_messages: i32,
+    pub wait_time_seconds: i32,
+    pub visibility_timeout: Duration,
+    pub max_in_flight_messages: usize,
+    pub visibility_heartbeat: bool,
+    pub redelivery_delay: Duration,
+    pub max_redelivery_delay: Duration,
+}
+
+impl Default for Receive {
+    fn default() -> Self {
+        Receive {
+            pollers: 2,
+            max_messages: 10,
+            wait_time_seconds: 20,
+            visibility_timeout: Duration::from_secs(30),
+            max_in_flight_messages: 100,
+            visibility_heartbeat: true,
+            redelivery_delay: Duration::from_secs(10),
+            max_redelivery_delay: Duration::from_secs(900),
+        }
+    }
+}
+
+/// A decoded `AWSS3Source`.
+#[derive(Debug, Clone)]
+pub struct S3SourceConfig {
+    pub metadata: Metadata,
+    pub bucket: BucketArn,
+    /// `spec.eventTypes`; empty means every event.
+    pub event_types: Vec<String>,
+    pub queue: QueueArn,
+    pub auth: Auth,
+    pub sink: Uri,
+    pub delivery: Delivery,
+    pub encoding: Encoding,
+    pub forward_test_events: bool,
+    pub forward_unrecognized: bool,
+    pub receive: Receive,
+}
+
+/// SQS accepts visibility timeouts up to 12 hours.
+const MAX_VISIBILITY: Duration = Duration::from_secs(43_200);
+
+impl S3SourceConfig {
+    pub fn decode(
+        doc: &mut Obj<'_>,
+        options: &LoadOptions,
+        problems: &mut Problems,
+    ) -> Option<Self> {
+        let metadata = common::metadata(doc, problems);
+        let mut spec = doc.require_obj("spec", problems)?;
+
+        let bucket = spec.require_string("arn", problems).and_then(|arn| {
+            arn.parse::<BucketArn>()
+                .map_err(|message| problems.add(&spec.path_of("arn"), message))
+                .ok()
+        });
+        let event_types = spec.strings("eventTypes", problems).unwrap_or_default();
+        for (index, pattern) in event_types.iter().enumerate() {
+            if !pattern.starts_with("s3:") && pattern != "*" {
+                problems.add(
+                    &format!("{}[{index}]", spec.path_of("eventTypes")),
+                    format!("expected an S3 event type such as \"s3:ObjectCreated:*\", found {pattern:?}"),
+                );
+            }
+        }
+        let queue = decode_destination(&mut spec, problems);
+        let auth = common::auth(&mut spec, &options.secrets_dir, problems);
+        let sink = match spec.require("sink", problems) {
+            Some((value, path)) => common::destination(value, &path, problems),
+            None => None,
+        };
+        let delivery = common::delivery(&mut spec, problems);
+        let encoding = match spec.string("eventEncoding", problems).as_deref() {
+            None | Some("binary") => Encoding::Binary,
+            Some("structured") => Encoding::Structured,
+            Some(other) => {
+                problems.add(
+                    &spec.path_of("eventEncoding"),
+                    format!("expected \"binary\" or \"structured\", found {other:?}"),
+                );
+                Encoding::Binary
+            }
+        };
+        let forward_test_events = spec.bool("forwardTestEvents", problems).unwrap_or(false);
+        let forward_unrecognized = spec.bool("forwardUnrecognized", problems).unwrap_or(true);
+        let receive = decode_receive(&mut spec, problems);
+        // TriggerMesh's Kubernetes-only deployment options: accepted, meaningless here.
+        spec.get("adapterOverrides");
+        spec.finish(problems);
+
+        Some(S3SourceConfig {
+            metadata: metadata?,
+            bucket: bucket?,
+            event_types,
+            queue: queue?,
+            auth: auth?,
+            sink: sink?,
+            delivery,
+            encoding,
+            forward_test_events,
+            forward_unrecognized,
+            receive,
+        })
+    }
+}
+
+fn decode_destination(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<QueueArn> {
+    let Some(mut destination) = spec.obj("destination", problems) else {
+        problems.add(
+            &spec.path_of("destination.sqs.queueARN"),
+            "is required: this version does not create queues on your behalf yet",
+        );
+        return None;
+    };
+    let sqs = destination.require_obj("sqs", problems);
+    destination.finish(problems);
+    let mut sqs = sqs?;
+    let arn = sqs.require_string("queueARN", problems);
+    let path = sqs.path_of("queueARN");
+    sqs.finish(problems);
+    let queue = arn.and_then(|arn| {
+        arn.parse::<QueueArn>()
+            .map_err(|message| problems.add(&path, message))
+            .ok()
+    });
+    if queue.as_ref().is_some_and(QueueArn::is_fifo) {
+        // S3 cannot notify FIFO queues.
+        problems.add(&path, "S3 event notifications cannot target a FIFO queue");
+    }
+    queue
+}
+
+fn decode_receive(spec: &mut Obj<'_>, problems: &mut Problems) -> Receive {
+    let mut out = Receive::default();
+    let Some(mut receive) = spec.obj("receive", problems) else {
+        return out;
+    };
+    if let Some(n) = receive.integer("pollers", 1, 64, problems) {
+        out.pollers = n as usize;
+    }
+    if let Some(n) = receive.integer("maxMessages", 1, 10, problems) {
+        out.max_messages = n as i32;
+    }
+    if let Some(n) = receive.integer("waitTimeSeconds", 0, 20, problems) {
+        out.wait_time_seconds = n as i32;
+    }
+    if let Some(d) = receive.duration("visibilityTimeout", problems) {
+        if d < Duration::from_secs(1) || d > MAX_VISIBILITY {
+            problems.add(
+                &receive.path_of("visibilityTimeout"),
+                "must be from 1 second to 12 hours",
+            );
+        } else {
+            out.visibility_timeout = d;
+        }
+    }
+    if let Some(n) = receive.integer("maxInFlightMessages", 1, 10_000, problems) {
+        out.max_in_flight_messages = n as usize;
+    }
+    if let Some(b) = receive.bool("visibilityHeartbeat", problems) {
+        out.visibility_heartbeat = b;
+    }
+    if let Some(d) = receive.duration("redeliveryDelay", problems) {
+        out.redelivery_delay = d.min(MAX_VISIBILITY);
+    }
+    if let Some(d) = receive.duration("maxRedeliveryDelay", problems) {
+        out.max_redelivery_delay = d.min(MAX_VISIBILITY);
+    }
+    receive.finish(problems);
+    out
+}

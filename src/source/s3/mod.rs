@@ -1,0 +1,215 @@
+//! The S3 source: long-polls the SQS queue that receives a bucket's notifications, turns every
+//! S3 record into a CloudEvent, POSTs it to the sink, and deletes a message only once the sink
+//! accepted every event it carried (at-least-once: nothing is lost).
+//!
+//! Shape of the running source:
+//!
+//! ```text
+//!  pollers (N) ──ReceiveMessage──▶ one task per message ──▶ sink (HTTP, retries, DLS)
+//!       ▲ permits (maxInFlightMessages)       │ register/unregister      │ delete / release
+//!       └─────────────────────────────────────┤                          ▼
+//!                                  heartbeat (extends visibility)   settler (batched calls)
+//! ```
+//!
+//! A poller only asks for as many messages as it has permits for, so every received message
+//! starts at once and its visibility clock is never wasted waiting in a buffer; one slow message
+//! holds one permit, never the other nine of its batch.
+
+pub mod config;
+pub mod heartbeat;
+pub mod notification;
+pub mod process;
+pub mod queue;
+pub mod settle;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::aws::{error_label, error_message};
+use crate::http::health::ReadyFlag;
+use crate::http::sink::SinkClient;
+use config::S3SourceConfig;
+use heartbeat::InFlight;
+use process::Context;
+use queue::{Queue, visibility_seconds};
+use settle::{Settle, Settler};
+use telemetry::SourceTelemetry;
+
+/// Runs the source until `shutdown` fires, then drains: no new receives, in-flight messages
+/// finish (for at most `grace`), pending deletes are flushed.
+pub async fn run(
+    config: S3SourceConfig,
+    ready: ReadyFlag,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<(), String> {
+    let name = config.metadata.name.clone();
+    let telemetry = Arc::new(SourceTelemetry::new(&name));
+    let sdk = crate::aws::sdk_config(&config.queue.region, &config.auth).await?;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let Some(queue) = Queue::resolve(client, &config.queue, telemetry.clone(), &shutdown).await
+    else {
+        return Ok(()); // shut down before the queue was reachable
+    };
+    let queue = Arc::new(queue);
+    telemetry.ready(&queue.url);
+    ready.set(true);
+
+    let (settle, settler) = Settler::new(queue.clone());
+    let settler = tokio::spawn(settler.run());
+    let in_flight = Arc::new(InFlight::default());
+    let stop_heartbeat = CancellationToken::new();
+    let heartbeat = config.receive.visibility_heartbeat.then(|| {
+        tokio::spawn(heartbeat::run(
+            in_flight.clone(),
+            queue.clone(),
+            config.receive.visibility_timeout,
+            stop_heartbeat.clone(),
+        ))
+    });
+    let ctx = Arc::new(Context {
+        sink: SinkClient::new(config.delivery.clone()),
+        config,
+        telemetry: telemetry.clone(),
+        settle,
+        in_flight,
+        hard_stop: CancellationToken::new(),
+    });
+
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(ctx.config.receive.max_in_flight_messages));
+    let pollers: Vec<_> = (0..ctx.config.receive.pollers)
+        .map(|_| {
+            tokio::spawn(poll(
+                ctx.clone(),
+                queue.clone(),
+                permits.clone(),
+                tracker.clone(),
+                ready.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+
+    shutdown.cancelled().await;
+    ready.set(false);
+    let started = Instant::now();
+    for poller in pollers {
+        let _ = poller.await;
+    }
+    tracker.close();
+    // Keep a tenth of the grace for the final deletes.
+    let for_messages = grace.mul_f64(0.9);
+    if tokio::time::timeout(for_messages, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(source = %name, in_flight = ctx.in_flight.len(), "grace period spent; releasing unfinished messages");
+        ctx.hard_stop.cancel();
+        tracker.wait().await;
+    }
+    stop_heartbeat.cancel();
+    if let Some(heartbeat) = heartbeat {
+        let _ = heartbeat.await;
+    }
+    drop(ctx); // the last sender: the settler flushes and returns
+    let _ = settler.await;
+    tracing::info!(source = %name, took_ms = started.elapsed().as_millis() as u64, "source drained");
+    Ok(())
+}
+
+/// One long-poller: reserve capacity, receive, hand each message to its own task.
+async fn poll(
+    ctx: Arc<Context>,
+    queue: Arc<Queue>,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    ready: ReadyFlag,
+    shutdown: CancellationToken,
+) {
+    let receive = &ctx.config.receive;
+    let batch = (receive.max_messages as usize).min(receive.max_in_flight_messages) as u32;
+    let mut failures = 0u32;
+    loop {
+        let reserved = tokio::select! {
+            permit = permits.clone().acquire_many_owned(batch) => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let call = queue
+            .client
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(batch as i32)
+            .wait_time_seconds(receive.wait_time_seconds)
+            .visibility_timeout(visibility_seconds(receive.visibility_timeout))
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send();
+        // Dropping a long poll on shutdown is safe: messages it would have returned stay in
+        // the queue (at worst hidden for one visibility timeout).
+        let result = tokio::select! {
+            biased;
+            result = call => result,
+            () = shutdown.cancelled() => return,
+        };
+        let received = Instant::now();
+        let messages = match result {
+            Ok(output) => {
+                failures = 0;
+                ready.set(true);
+                output.messages.unwrap_or_default()
+            }
+            Err(err) => {
+                failures += 1;
+                ctx.telemetry
+                    .sqs_error("ReceiveMessage", &error_label(&err), &error_message(&err));
+                if failures >= 3 {
+                    ready.set(false);
+                }
+                drop(reserved);
+                let wait = Duration::from_millis(250 * 2u64.pow(failures.min(7)))
+                    .min(Duration::from_secs(30));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        };
+        ctx.telemetry.messages_received(messages.len());
+        let mut reserved = reserved;
+        for message in messages {
+            let Some(permit) = reserved.split(1) else {
+                break; // SQS never returns more than asked for
+            };
+            if shutdown.is_cancelled() {
+                // Received but not started: make it visible to other replicas at once.
+                release_now(&ctx, message).await;
+                drop(permit);
+                continue;
+            }
+            tracker.spawn(process::process(ctx.clone(), message, received, permit));
+        }
+    }
+}
+
+async fn release_now(ctx: &Context, message: aws_sdk_sqs::types::Message) {
+    if let (Some(message_id), Some(handle)) = (message.message_id, message.receipt_handle) {
+        ctx.settle
+            .send(Settle::Release {
+                receipt: queue::Receipt { message_id, handle },
+                delay: Duration::ZERO,
+                reason: "shutdown",
+            })
+            .await;
+    }
+}

@@ -1,0 +1,222 @@
+//! The SQS queue as the source uses it: resolving its URL, and the batched calls that settle
+//! messages — deletes after delivery, visibility changes to release a message or to keep it
+//! hidden while it is in flight.
+//!
+//! Only `sqs:GetQueueUrl`, `sqs:ReceiveMessage` and `sqs:DeleteMessage` are required. Visibility
+//! changes are optional: when AWS denies them, [`Queue`] switches them off with one warning and
+//! the source goes on with SQS's own visibility timeout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::telemetry::SourceTelemetry;
+use crate::aws::arn::QueueArn;
+use crate::aws::{error_label, error_message, is_access_denied};
+
+/// SQS batch calls take at most ten entries.
+pub const MAX_BATCH: usize = 10;
+
+/// A message handle that can be deleted or have its visibility changed.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub message_id: String,
+    pub handle: String,
+}
+
+/// The queue, its client, and which optional calls are permitted.
+pub struct Queue {
+    pub client: Client,
+    pub url: String,
+    telemetry: Arc<SourceTelemetry>,
+    visibility_allowed: AtomicBool,
+}
+
+impl Queue {
+    /// Resolves the queue URL with `GetQueueUrl` (name and owner account from the ARN), retrying
+    /// with backoff until it succeeds or `shutdown` fires (`None`).
+    pub async fn resolve(
+        client: Client,
+        arn: &QueueArn,
+        telemetry: Arc<SourceTelemetry>,
+        shutdown: &CancellationToken,
+    ) -> Option<Queue> {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let call = client
+                .get_queue_url()
+                .queue_name(&arn.name)
+                .queue_owner_aws_account_id(&arn.account)
+                .send();
+            let result = tokio::select! {
+                result = call => result,
+                () = shutdown.cancelled() => return None,
+            };
+            match result {
+                Ok(output) => {
+                    if let Some(url) = output.queue_url {
+                        return Some(Queue {
+                            client,
+                            url,
+                            telemetry,
+                            visibility_allowed: AtomicBool::new(true),
+                        });
+                    }
+                    telemetry.sqs_error("GetQueueUrl", "other", "the answer has no queue URL");
+                }
+                Err(err) => {
+                    telemetry.sqs_error("GetQueueUrl", &error_label(&err), &error_message(&err))
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {},
+                () = shutdown.cancelled() => return None,
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    pub fn telemetry(&self) -> &SourceTelemetry {
+        &self.telemetry
+    }
+
+    pub fn visibility_allowed(&self) -> bool {
+        self.visibility_allowed.load(Ordering::Relaxed)
+    }
+
+    /// Deletes up to ten messages in one call; entries that fail are reported one by one (their
+    /// messages come back after the visibility timeout: a duplicate, never a loss).
+    pub async fn delete_batch(&self, receipts: &[Receipt]) {
+        let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
+            .iter()
+            .enumerate()
+            .filter_map(|(index, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(&receipt.handle)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let mut attempt = 0;
+        let output = loop {
+            let result = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries.clone()))
+                .send()
+                .await;
+            match result {
+                Ok(output) => break output,
+                Err(err) => {
+                    let (code, message) = (error_label(&err), error_message(&err));
+                    attempt += 1;
+                    if attempt >= 3 || is_access_denied(&err) {
+                        for receipt in receipts {
+                            self.telemetry
+                                .delete_failed(&receipt.message_id, &code, &message);
+                        }
+                        return;
+                    }
+                    self.telemetry
+                        .sqs_error("DeleteMessageBatch", &code, &message);
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+            }
+        };
+        self.telemetry.messages_deleted(output.successful.len());
+        for failed in &output.failed {
+            let message_id = entry_message_id(receipts, &failed.id);
+            self.telemetry.delete_failed(
+                message_id,
+                &failed.code,
+                failed.message.as_deref().unwrap_or(""),
+            );
+        }
+    }
+
+    /// Sets the visibility timeout of up to ten messages (each its own value). Returns the
+    /// message ids whose change succeeded; an empty list when visibility changes are off.
+    pub async fn change_visibility_batch(
+        &self,
+        changes: &[(Receipt, Duration)],
+        operation: &'static str,
+    ) -> Vec<String> {
+        if !self.visibility_allowed() || changes.is_empty() {
+            return Vec::new();
+        }
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = changes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (receipt, timeout))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(&receipt.handle)
+                    .visibility_timeout(visibility_seconds(*timeout))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let result = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                for failed in &output.failed {
+                    tracing::debug!(
+                        message_id = entry_message_id(changes.iter().map(|(r, _)| r), &failed.id),
+                        code = failed.code,
+                        operation,
+                        "visibility change refused for one message"
+                    );
+                }
+                output
+                    .successful
+                    .iter()
+                    .map(|ok| entry_message_id(changes.iter().map(|(r, _)| r), &ok.id).to_string())
+                    .collect()
+            }
+            Err(err) if is_access_denied(&err) => {
+                if self.visibility_allowed.swap(false, Ordering::Relaxed) {
+                    self.telemetry
+                        .feature_disabled("visibility_changes", "sqs:ChangeMessageVisibility");
+                }
+                Vec::new()
+            }
+            Err(err) => {
+                self.telemetry
+                    .sqs_error(operation, &error_label(&err), &error_message(&err));
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Maps a batch entry id (its index) back to the message id.
+fn entry_message_id<'a, I>(receipts: I, entry_id: &str) -> &'a str
+where
+    I: IntoIterator<Item = &'a Receipt>,
+{
+    entry_id
+        .parse::<usize>()
+        .ok()
+        .and_then(|index| receipts.into_iter().nth(index))
+        .map_or("unknown", |receipt| receipt.message_id.as_str())
+}
+
+/// SQS takes whole seconds, 0 to 43,200.
+pub fn visibility_seconds(duration: Duration) -> i32 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    seconds.min(43_200) as i32
+}

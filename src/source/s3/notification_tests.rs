@@ -3,17 +3,17 @@
 use super::*;
 use chrono::{TimeDelta, TimeZone};
 
-const PUT: &str = include_str!("../../../../shared/reference/samples/s3-records-put.json");
-const MULTI: &str = include_str!("../../../../shared/reference/samples/s3-records-multi.json");
-const TEST_EVENT: &str = include_str!("../../../../shared/reference/samples/s3-test-event.json");
-const SNS: &str = include_str!("../../../../shared/reference/samples/sns-wrapped-s3-records.json");
+const PUT: &str = include_str!("../../../tests/fixtures/samples/s3-records-put.json");
+const MULTI: &str = include_str!("../../../tests/fixtures/samples/s3-records-multi.json");
+const TEST_EVENT: &str = include_str!("../../../tests/fixtures/samples/s3-test-event.json");
+const SNS: &str = include_str!("../../../tests/fixtures/samples/sns-wrapped-s3-records.json");
 const EVENTBRIDGE: &str =
-    include_str!("../../../../shared/reference/samples/eventbridge-object-created.json");
-const NOT_JSON: &str = include_str!("../../../../shared/reference/samples/malformed-not-json.txt");
+    include_str!("../../../tests/fixtures/samples/eventbridge-object-created.json");
+const NOT_JSON: &str = include_str!("../../../tests/fixtures/samples/malformed-not-json.txt");
 const MISSING_BUCKET: &str =
-    include_str!("../../../../shared/reference/samples/malformed-record-missing-bucket.json");
+    include_str!("../../../tests/fixtures/samples/malformed-record-missing-bucket.json");
 const NOT_ARRAY: &str =
-    include_str!("../../../../shared/reference/samples/malformed-records-not-array.json");
+    include_str!("../../../tests/fixtures/samples/malformed-records-not-array.json");
 
 fn events(body: &str) -> Vec<S3Event> {
     match parse_body(body) {

@@ -337,7 +337,7 @@ async fn the_same_notification_twice_gives_the_same_id_in_structured_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_failing_three_times_gets_the_event_and_the_message_is_deleted_once() {
     let q = raw_queue().await;
-    let sink = TestSink::start(Arc::new(|n| {
+    let sink = TestSink::start(Arc::new(|n, _| {
         let status = if n < 3 {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
@@ -471,7 +471,7 @@ async fn after_the_retries_the_event_goes_to_the_dead_letter_sink() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_slower_than_the_visibility_timeout_causes_no_redelivery() {
     let q = raw_queue().await;
-    let sink = TestSink::start(Arc::new(|_| (StatusCode::OK, Duration::from_secs(5)))).await;
+    let sink = TestSink::start(Arc::new(|_, _| (StatusCode::OK, Duration::from_secs(5)))).await;
     let manifest = source_manifest(
         "slow",
         "media-uploads",
@@ -499,7 +499,7 @@ async fn a_sink_slower_than_the_visibility_timeout_causes_no_redelivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_events_finish_and_exits_zero() {
     let q = raw_queue().await;
-    let sink = TestSink::start(Arc::new(|_| (StatusCode::OK, Duration::from_secs(3)))).await;
+    let sink = TestSink::start(Arc::new(|_, _| (StatusCode::OK, Duration::from_secs(3)))).await;
     let manifest = source_manifest(
         "drain",
         "media-uploads",
@@ -534,4 +534,63 @@ async fn sigterm_lets_in_flight_events_finish_and_exits_zero() {
     q.aws
         .wait_queue_empty(&q.queue_url, Duration::from_secs(10))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_message_does_not_hold_back_the_others_of_its_batch() {
+    let q = raw_queue().await;
+    let sink = TestSink::start(Arc::new(|_, event: &Event| {
+        let delay = if event.subject() == Some("slow.bin") {
+            20
+        } else {
+            0
+        };
+        (StatusCode::OK, Duration::from_secs(delay))
+    }))
+    .await;
+    let manifest = source_manifest(
+        "hol",
+        "media-uploads",
+        &q.queue_arn,
+        &sink.uri(),
+        "delivery: { timeout: PT30S }\nreceive: { pollers: 1, waitTimeSeconds: 1 }",
+    );
+    let _adapter = Adapter::start(&manifest, &[]).await;
+    let put = sample("s3-records-put.json");
+    let encoded_key = "photos/2026/red+flower%281%29+%C3%A9t%C3%A9.jpg";
+    let mut bodies = vec![put.replace(encoded_key, "slow.bin")];
+    bodies.extend((0..9).map(|i| put.replace(encoded_key, &format!("fast-{i}.bin"))));
+    let entries: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    q.aws
+        .sqs
+        .send_message_batch()
+        .queue_url(&q.queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    // The nine fast ones arrive while the slow one is still at the sink.
+    let accepted = sink.wait_accepted(9, Duration::from_secs(15)).await;
+    assert!(
+        accepted
+            .iter()
+            .all(|(_, e)| e.subject() != Some("slow.bin"))
+    );
+    assert_eq!(
+        sink.attempts(),
+        10,
+        "the slow one is in flight at the same time"
+    );
+    sink.wait_accepted(10, LONG).await;
+    q.aws.wait_queue_empty(&q.queue_url, LONG).await;
 }

@@ -209,9 +209,9 @@ pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option
 /// Knative's `backoffPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackoffPolicy {
-    /// delay × 2^attempt
+    /// delay × 2^(retry − 1)
     Exponential,
-    /// delay × attempt
+    /// delay × retry
     Linear,
 }
 

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod duration;
 pub mod secret;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -21,6 +22,8 @@ use decode::{Obj, Problem, Problems};
 #[derive(Debug, Default)]
 pub struct Config {
     pub s3_sources: Vec<S3SourceConfig>,
+    /// Where each component was defined (same order), for messages.
+    documents: Vec<String>,
 }
 
 impl Config {
@@ -85,7 +88,11 @@ pub fn load_text(
 ) {
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
-        let value = match Value::deserialize(document) {
+        // Through serde_yaml_ng's own Value first: it rejects duplicate keys, which a direct
+        // deserialization into serde_json's map would silently overwrite (last one wins).
+        let value = match serde_yaml_ng::Value::deserialize(document)
+            .and_then(|yaml| serde_json::to_value(yaml).map_err(serde::de::Error::custom))
+        {
             Ok(Value::Null) => continue, // an empty document, e.g. a trailing `---`
             Ok(value) => value,
             Err(err) => {
@@ -100,7 +107,11 @@ pub fn load_text(
         };
         let label = document_label(file, number, &value);
         let mut doc_problems = Problems::default();
+        let before = config.s3_sources.len();
         decode_document(&value, options, config, &mut doc_problems);
+        if config.s3_sources.len() > before {
+            config.documents.push(label.clone());
+        }
         problems.extend(doc_problems.into_located(&label));
     }
 }
@@ -178,19 +189,68 @@ fn decode_document(
 
 /// Names are serving paths and metric labels: two components cannot share one.
 fn check_unique_names(config: &Config, problems: &mut Vec<Problem>) {
-    let mut names: Vec<&str> = config
-        .s3_sources
-        .iter()
-        .map(|s| s.metadata.name.as_str())
-        .collect();
-    names.sort_unstable();
-    for pair in names.windows(2) {
-        if pair[0] == pair[1] {
+    let mut first_seen: HashMap<&str, &str> = HashMap::new();
+    for (source, document) in config.s3_sources.iter().zip(&config.documents) {
+        let name = source.metadata.name.as_str();
+        if let Some(first) = first_seen.insert(name, document) {
             problems.push(Problem {
-                document: format!("component {:?}", pair[0]),
+                document: document.clone(),
                 path: "metadata.name".into(),
-                message: "two components share this name; names must be unique".into(),
+                message: format!("{name:?} is already the name of {first}; names must be unique"),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, Vec<Problem>> {
+        let mut config = Config::default();
+        let mut problems = Vec::new();
+        let options = LoadOptions {
+            secrets_dir: PathBuf::from("/nonexistent"),
+        };
+        load_text(text, "f.yaml", &options, &mut config, &mut problems);
+        let mut located = Vec::new();
+        check_unique_names(&config, &mut located);
+        problems.extend(located);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    const SOURCE: &str = r#"
+apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSS3Source
+metadata: { name: uploads }
+spec:
+  arn: arn:aws:s3:::media-uploads
+  destination: { sqs: { queueARN: "arn:aws:sqs:us-east-1:123456789012:uploads" } }
+  sink: { uri: "http://127.0.0.1:9/" }
+"#;
+
+    #[test]
+    fn duplicate_keys_are_an_error_not_last_one_wins() {
+        let text = SOURCE.replace(
+            "  arn: arn:aws:s3:::media-uploads\n",
+            "  arn: arn:aws:s3:::media-uploads\n  arn: arn:aws:s3:::other\n",
+        );
+        let problems = load_str(&text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("duplicate"), "{}", problems[0]);
+    }
+
+    #[test]
+    fn duplicate_names_say_where_both_are() {
+        let text = format!("{SOURCE}---{SOURCE}");
+        let problems = load_str(&text).unwrap_err();
+        assert_eq!(
+            problems[0].to_string(),
+            "f.yaml: document 2 (AWSS3Source \"uploads\"): metadata.name: \"uploads\" is already the name of f.yaml: document 1 (AWSS3Source \"uploads\"); names must be unique"
+        );
     }
 }

@@ -32,7 +32,7 @@ impl fmt::Debug for Secret {
 pub enum SecretSource {
     /// `value: ...` in the manifest.
     Literal(Secret),
-    /// `valueFromSecret: {name, key}`: read from this file, again whenever it changes.
+    /// `valueFromSecret: {name, key}`: read from this file when the component starts.
     File(PathBuf),
 }
 

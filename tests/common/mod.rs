@@ -170,11 +170,12 @@ impl Aws {
     }
 }
 
-/// What the test sink answers to attempt number `n` (0-based, counted over all requests).
-pub type Behavior = Arc<dyn Fn(usize) -> (StatusCode, Duration) + Send + Sync>;
+/// What the test sink answers to attempt number `n` (0-based, counted over all requests)
+/// carrying this event (the first of a batch), and how long it takes to answer.
+pub type Behavior = Arc<dyn Fn(usize, &Event) -> (StatusCode, Duration) + Send + Sync>;
 
 pub fn always(status: StatusCode) -> Behavior {
-    Arc::new(move |_| (status, Duration::ZERO))
+    Arc::new(move |_, _| (status, Duration::ZERO))
 }
 
 /// One request the sink received, decoded as CloudEvents.
@@ -211,18 +212,18 @@ impl TestSink {
                 let behavior = behavior.clone();
                 Box::pin(async move {
                     let n = attempts.fetch_add(1, Ordering::SeqCst);
-                    let (status, delay) = behavior(n);
                     let (parts, body) = request.into_parts();
                     let body = body
                         .collect()
                         .await
                         .map(|b| b.to_bytes())
                         .unwrap_or_default();
-                    tokio::time::sleep(delay).await;
                     let events =
                         inbound::decode(&parts.headers, body.clone()).unwrap_or_else(|e| {
                             panic!("the adapter sent a request that is not a CloudEvent: {e}")
                         });
+                    let (status, delay) = behavior(n, &events[0]);
+                    tokio::time::sleep(delay).await;
                     received.lock().unwrap().push(Received {
                         headers: parts.headers,
                         body,

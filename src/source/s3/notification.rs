@@ -295,15 +295,9 @@ fn parse_sns_message(message: &RawValue) -> Body {
     let Ok(text) = serde_json::from_str::<String>(message.get()) else {
         return bad("`Message` is not a JSON string");
     };
-    match parse_shape(&text, false) {
-        Body::Unrecognized if serde_json::from_str::<&RawValue>(&text).is_err() => {
-            bad("`Message` does not hold JSON")
-        }
-        Body::Unrecognized => {
-            bad("`Message` holds no S3 notification (Records, s3:TestEvent or EventBridge)")
-        }
-        other => other,
-    }
+    // SNS carrying something other than an S3 notification is none of our formats: the caller
+    // forwards the whole body as an SQS message, as it does for any other foreign body.
+    parse_shape(&text, false)
 }
 
 /// Event name for an EventBridge `detail-type`, following

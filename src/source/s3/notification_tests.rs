@@ -141,10 +141,11 @@ fn sns_envelope_edge_cases() {
     assert_eq!(t.bucket, "media-uploads");
     assert_eq!(one_event(&sns(EVENTBRIDGE)).id, one_event(EVENTBRIDGE).id);
     assert_eq!(parse_body(&sns(NOT_ARRAY)), parse_body(NOT_ARRAY));
+    // SNS carrying something else is none of the S3 formats (forwarded as an SQS message).
+    for foreign in [sns("not json"), sns("{\"hello\":1}"), sns(&sns(PUT))] {
+        assert_eq!(parse_body(&foreign), Body::Unrecognized, "{foreign}");
+    }
     for bad in [
-        sns("not json"),
-        sns("{\"hello\":1}"),
-        sns(&sns(PUT)),
         r#"{"Type":"Notification","Message":5}"#.to_owned(),
         r#"{"Type":"Notification","Message":{"Records":[]}}"#.to_owned(),
     ] {

@@ -4,8 +4,8 @@
 //! compared exactly as a user reads it (`error: config.yaml: document 1 (...): spec.x: ...`).
 //! `display` is started on a free port and sent real HTTP/1.1 requests over a plain TCP socket.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -114,59 +114,54 @@ fn validate(text: &str) -> Outcome {
 // ---------------------------------------------------------------------------------------------
 // Helpers: display
 
-/// A port nobody listens on right now (bound by the OS, then released).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
 /// A running `display` sink; killed when dropped, so a failing test leaves no process behind.
 struct DisplaySink {
     child: Child,
     port: u16,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl DisplaySink {
-    /// Starts `display --addr 127.0.0.1:<free port>` and waits until it accepts connections.
-    /// Tries another port if the chosen one was taken in between.
+    /// Starts `display --addr 127.0.0.1:0` and reads the port it bound from its log line, so
+    /// parallel tests can never race for a port.
     fn start() -> Self {
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            match Self::try_start(free_port()) {
-                Ok(sink) => return sink,
-                Err(err) => last_error = err,
-            }
-        }
-        panic!("display did not start: {last_error}");
-    }
-
-    fn try_start(port: u16) -> Result<Self, String> {
-        let child = Command::new(BIN)
-            .args(["display", "--addr", &format!("127.0.0.1:{port}")])
+        let mut child = Command::new(BIN)
+            .args(["display", "--addr", "127.0.0.1:0", "--log-format", "json"])
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start display");
-        let mut sink = DisplaySink { child, port };
-        let deadline = Instant::now() + PROCESS_DEADLINE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = sink.child.try_wait().expect("try_wait") {
-                let mut stderr = String::new();
-                let _ = sink
-                    .child
-                    .stderr
-                    .take()
-                    .map(|mut e| e.read_to_string(&mut stderr));
-                return Err(format!("exited before listening ({status}): {stderr}"));
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let port = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait().expect("wait");
+                panic!("display exited before listening ({status})");
+            };
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if entry["message"] == "display sink listening" {
+                let local: std::net::SocketAddr = entry["local"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("no address in {line}"));
+                break local.port();
             }
-            assert!(
-                Instant::now() < deadline,
-                "display did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Keep draining stderr so the process never blocks on a full pipe; keep it for `stop`.
+        let stderr = std::thread::spawn(move || {
+            lines
+                .map_while(Result::ok)
+                .map(|line| line + "\n")
+                .collect::<String>()
+        });
+        DisplaySink {
+            child,
+            port,
+            stderr: Some(stderr),
         }
-        Ok(sink)
     }
 
     /// Sends an HTTP/1.1 request and reads the whole answer.
@@ -218,18 +213,18 @@ impl DisplaySink {
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut stdout = String::new();
-        let mut stderr = String::new();
-        let pipes = (self.child.stdout.take(), self.child.stderr.take());
-        pipes
-            .0
+        self.child
+            .stdout
+            .take()
             .expect("stdout")
             .read_to_string(&mut stdout)
             .unwrap();
-        pipes
-            .1
+        let stderr = self
+            .stderr
+            .take()
             .expect("stderr")
-            .read_to_string(&mut stderr)
-            .unwrap();
+            .join()
+            .expect("stderr reader");
         (status, stdout, stderr)
     }
 }

@@ -342,32 +342,68 @@ impl Adapter {
     }
 
     pub fn spawn(manifest: &str, extra_args: &[&str]) -> Adapter {
+        Adapter::spawn_with_env(manifest, extra_args, &[])
+    }
+
+    /// Like [`Adapter::spawn`], with extra environment variables (e.g. another endpoint).
+    pub fn spawn_with_env(manifest: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Adapter {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, manifest).unwrap();
-        let http_addr = free_addr();
-        let metrics_addr = free_addr();
         let log = std::fs::File::create(dir.path().join("adapter.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aws-event-adapter"))
             .arg("run")
             .arg("--config")
             .arg(&config)
-            .arg("--http-addr")
-            .arg(http_addr.to_string())
-            .arg("--metrics-addr")
-            .arg(metrics_addr.to_string())
+            // Port 0: the adapter logs the addresses it bound, so parallel tests never race.
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--log-format", "json"])
             .args(extra_args)
             .env("RUST_LOG", "info,aws_event_adapter=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start the adapter binary");
-        Adapter {
+        let mut adapter = Adapter {
             child,
-            http_addr,
-            metrics_addr,
+            // Placeholders until the log says which ports were bound.
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
+        };
+        adapter.read_listening_addresses();
+        adapter
+    }
+
+    /// Reads the bound addresses from the adapter's `listening` log line.
+    fn read_listening_addresses(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            let listening = log
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .find(|entry| entry["message"] == "listening");
+            if let Some(entry) = listening {
+                self.http_addr = entry["http"].as_str().unwrap().parse().unwrap();
+                self.metrics_addr = entry["metrics"].as_str().unwrap().parse().unwrap();
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("adapter exited ({status}) before listening; log:\n{log}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "adapter not listening after 30 s; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -527,4 +563,117 @@ pub fn sample(name: &str) -> String {
         .join("tests/fixtures/samples")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A moto server of the test's own, for tests that switch on IAM enforcement (a global
+/// setting of a server). Started through the patched launcher that `./scripts/test` names in
+/// `MOTO_PYTHON` / `MOTO_LAUNCHER`.
+pub struct OwnMoto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl OwnMoto {
+    pub async fn start() -> OwnMoto {
+        let python = std::env::var("MOTO_PYTHON")
+            .expect("MOTO_PYTHON is not set: run the tests through ./scripts/test");
+        let launcher = std::env::var("MOTO_LAUNCHER")
+            .expect("MOTO_LAUNCHER is not set: run the tests through ./scripts/test");
+        let addr = free_addr();
+        let child = Command::new(python)
+            .arg(launcher)
+            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let moto = OwnMoto {
+            child,
+            endpoint: format!("http://{addr}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(
+            http_get(addr, "/moto-api/data.json").await,
+            Ok((StatusCode::OK, _))
+        ) {
+            assert!(Instant::now() < deadline, "moto did not start on {addr}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        moto
+    }
+
+    /// Turns IAM and SigV4 enforcement on (`true`) or off.
+    pub async fn enforce_auth(&self, on: bool) {
+        let client: Client<_, http_body_util::Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let request = http::Request::post(format!("{}/moto-api/reset-auth", self.endpoint))
+            .header("content-type", "text/plain")
+            .body(http_body_util::Full::new(Bytes::from(if on {
+                "0"
+            } else {
+                "inf"
+            })))
+            .unwrap();
+        let response = client.request(request).await.expect("reset-auth");
+        assert!(
+            response.status().is_success(),
+            "reset-auth: {}",
+            response.status()
+        );
+    }
+
+    /// SDK configuration for this server with the given keys.
+    pub async fn sdk_config(&self, access_key: &str, secret_key: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                access_key, secret_key, None, None, "test",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates an IAM user with one inline policy allowing `actions` on `resource`; returns its
+/// (access key id, secret key).
+pub async fn iam_user(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    actions: &[&str],
+    resource: &str,
+) -> (String, String) {
+    iam.create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("create user");
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": resource }]
+    });
+    iam.put_user_policy()
+        .user_name(name)
+        .policy_name("adapter")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("put user policy");
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("create access key")
+        .access_key
+        .unwrap();
+    (key.access_key_id, key.secret_access_key)
 }

@@ -1,0 +1,132 @@
+//! The S3 source under the seed's minimal IAM policy (`sqs:GetQueueUrl`, `sqs:ReceiveMessage`,
+//! `sqs:DeleteMessage`), with moto enforcing SigV4 and IAM on a server of this test's own.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use http::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_source_runs_with_the_minimal_policy_and_switches_off_what_is_denied() {
+    let moto = OwnMoto::start().await;
+    let admin = moto.sdk_config("testing", "testing").await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let (minimal_key, minimal_secret) = iam_user(
+        &iam,
+        "adapter",
+        &["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"],
+        "arn:aws:sqs:*:*:*",
+    )
+    .await;
+    let (operator_key, operator_secret) = iam_user(&iam, "operator", &["sqs:*"], "*").await;
+    let operator =
+        aws_sdk_sqs::Client::new(&moto.sdk_config(&operator_key, &operator_secret).await);
+    let queue = unique("minimal");
+    let queue_url = operator
+        .create_queue()
+        .queue_name(&queue)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    moto.enforce_auth(true).await;
+    // Enforcement is really on: unknown keys are refused.
+    let stranger = aws_sdk_sqs::Client::new(&moto.sdk_config("AKIAUNKNOWN", "nope").await);
+    assert!(
+        stranger
+            .get_queue_url()
+            .queue_name(&queue)
+            .send()
+            .await
+            .is_err()
+    );
+
+    // A sink slower than the visibility timeout makes the heartbeat try ChangeMessageVisibility,
+    // which this policy does not allow.
+    let sink = TestSink::start(Arc::new(|_, _| (StatusCode::OK, Duration::from_secs(3)))).await;
+    let manifest = format!(
+        r#"apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSS3Source
+metadata: {{ name: minimal }}
+spec:
+  arn: arn:aws:s3:::media-uploads
+  destination: {{ sqs: {{ queueARN: "arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}" }} }}
+  auth:
+    credentials:
+      accessKeyID: {{ value: {minimal_key} }}
+      secretAccessKey: {{ value: {minimal_secret} }}
+  sink: {{ uri: "{}" }}
+  receive: {{ waitTimeSeconds: 1, visibilityTimeout: 2s }}
+"#,
+        sink.uri()
+    );
+    let adapter = Adapter::spawn_with_env(&manifest, &[], &[("AWS_ENDPOINT_URL", &moto.endpoint)]);
+    adapter.wait_ready(Duration::from_secs(30)).await;
+    operator
+        .send_message()
+        .queue_url(&queue_url)
+        .message_body(sample("s3-records-put.json"))
+        .send()
+        .await
+        .unwrap();
+    sink.wait_accepted(1, Duration::from_secs(30)).await;
+    adapter
+        .wait_metric(
+            "aws_event_adapter_source_features_disabled_total",
+            "feature=\"visibility_changes\"",
+            1.0,
+            Duration::from_secs(30),
+        )
+        .await;
+    // Deletes work with sqs:DeleteMessage alone (DeleteMessageBatch is authorised as it).
+    adapter
+        .wait_metric(
+            "aws_event_adapter_sqs_messages_deleted_total",
+            "",
+            1.0,
+            Duration::from_secs(30),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let attributes = operator
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(
+                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            )
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        if attributes.values().all(|v| v == "0") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queue not empty: {attributes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = adapter.log();
+    assert_eq!(
+        log.matches("running without this feature").count(),
+        1,
+        "one warning for the denied feature; log:\n{log}"
+    );
+    assert!(
+        log.contains("sqs:ChangeMessageVisibility"),
+        "the warning names the permission"
+    );
+    // Still running and ready.
+    assert!(matches!(
+        http_get(adapter.http_addr, "/readyz").await,
+        Ok((StatusCode::OK, _))
+    ));
+}

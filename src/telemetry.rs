@@ -65,3 +65,24 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
 pub fn render(handle: &PrometheusHandle) -> http::Response<Body> {
     respond(StatusCode::OK, "text/plain; version=0.0.4", handle.render())
 }
+
+/// Which component something belongs to: the `component` (kind) and `name` metric labels and
+/// log fields every component's telemetry carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    /// Lowercase kind, e.g. `awss3source`.
+    pub kind: &'static str,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, when given.
+    pub namespace: Option<String>,
+}
+
+impl Component {
+    pub fn labels(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("component", self.kind.to_string()),
+            ("name", self.name.clone()),
+        ]
+    }
+}

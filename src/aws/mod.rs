@@ -7,18 +7,62 @@ pub mod credentials;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
-use crate::config::common::Auth;
+use aws_config::identity::IdentityCache;
+
+use credentials::Refreshing;
 
 /// SDK configuration for one component in one region. Endpoints come from the standard
 /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, as every AWS SDK reads them.
-pub async fn sdk_config(region: &str, auth: &Auth) -> Result<SdkConfig, String> {
-    let loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
-    let loader = match credentials::provider(auth)? {
-        Some(provider) => loader.credentials_provider(provider),
-        None => loader,
-    };
-    Ok(loader.load().await)
+/// The SDK's identity cache is off: [`Refreshing`] already holds the current credentials in
+/// memory, and the cache would keep rotated keys for up to 15 minutes.
+pub async fn sdk_config(region: &str, credentials: &Refreshing) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .identity_cache(IdentityCache::no_cache())
+        .credentials_provider(credentials.clone())
+        .load()
+        .await
+}
+
+/// Whether AWS refused the call because the credentials expired or are unknown: worth one
+/// forced refresh and one retry.
+pub fn is_credentials_error<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "ExpiredToken"
+                    | "ExpiredTokenException"
+                    | "InvalidClientTokenId"
+                    | "RequestExpired"
+            )
+        ),
+        _ => false,
+    }
+}
+
+/// Runs an AWS call; when it fails because the credentials expired, forces a refresh and runs
+/// it once more.
+pub async fn with_fresh_credentials<T, E, R, F, Fut>(
+    credentials: &Refreshing,
+    call: F,
+) -> Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+{
+    match call().await {
+        Err(err) if is_credentials_error(&err) => {
+            tracing::info!(
+                mode = credentials.mode(),
+                "AWS rejected the credentials as expired or unknown; refreshing and retrying once"
+            );
+            let _ = credentials.refresh_now().await;
+            call().await
+        }
+        other => other,
+    }
 }
 
 /// The AWS error codes the adapter reacts to or reports; anything else is `other`, so metric

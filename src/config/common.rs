@@ -59,73 +59,8 @@ pub fn metadata(doc: &mut Obj<'_>, problems: &mut Problems) -> Option<Metadata> 
     })
 }
 
-/// How a component gets AWS credentials (`spec.auth`). The one seam between configuration and
-/// `crate::aws::credentials`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Auth {
-    /// No `spec.auth`: the SDK's default chain.
-    DefaultChain,
-    /// `spec.auth.credentials`: static or temporary keys.
-    Keys {
-        access_key_id: SecretSource,
-        secret_access_key: SecretSource,
-        session_token: Option<SecretSource>,
-    },
-}
-
-pub fn auth(spec: &mut Obj<'_>, secrets_dir: &Path, problems: &mut Problems) -> Option<Auth> {
-    let Some(mut auth) = spec.obj("auth", problems) else {
-        return Some(Auth::DefaultChain);
-    };
-    if let Some((_, path)) = auth.get("iam") {
-        problems.add(
-            &path,
-            "IAM roles through web identity are not supported by this version yet; use spec.auth.credentials or no spec.auth (the SDK's default chain)",
-        );
-    }
-    let credentials = auth.obj("credentials", problems);
-    // Finish `auth` first: the early returns below must not hide its unknown fields.
-    auth.finish(problems);
-    match credentials {
-        Some(mut creds) => {
-            let access_key_id = secret_field(&mut creds, "accessKeyID", secrets_dir, problems);
-            let secret_access_key =
-                secret_field(&mut creds, "secretAccessKey", secrets_dir, problems);
-            // `None` when absent, `Some(None)` when present but broken (already reported).
-            let session_token = if creds.has("sessionToken") {
-                Some(secret_field(
-                    &mut creds,
-                    "sessionToken",
-                    secrets_dir,
-                    problems,
-                ))
-            } else {
-                creds.get("sessionToken");
-                None
-            };
-            if let Some((_, path)) = creds.get("assumeIamRole") {
-                problems.add(
-                    &path,
-                    "assuming a cross-account role is not supported by this version yet",
-                );
-            }
-            creds.finish(problems);
-            let session_token = match session_token {
-                None => None,
-                Some(token) => Some(token?),
-            };
-            Some(Auth::Keys {
-                access_key_id: access_key_id?,
-                secret_access_key: secret_access_key?,
-                session_token,
-            })
-        }
-        None => Some(Auth::DefaultChain),
-    }
-}
-
 /// A `{value}` or `{valueFromSecret: {name, key}}` field; required.
-fn secret_field(
+pub(super) fn secret_field(
     parent: &mut Obj<'_>,
     key: &'static str,
     secrets_dir: &Path,

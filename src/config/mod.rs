@@ -4,6 +4,7 @@
 //! Every document is decoded by its `kind`; every problem of every document is collected, so
 //! `validate` shows them all at once.
 
+pub mod auth;
 pub mod common;
 pub mod decode;
 pub mod duration;

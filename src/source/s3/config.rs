@@ -36,7 +36,8 @@ use http::Uri;
 use crate::aws::arn::{BucketArn, QueueArn};
 use crate::cloudevents::Encoding;
 use crate::config::LoadOptions;
-use crate::config::common::{self, Auth, Delivery, Metadata};
+use crate::config::auth::{self, Auth};
+use crate::config::common::{self, Delivery, Metadata};
 use crate::config::decode::{Obj, Problems};
 
 /// The kind name used in metric labels and logs.
@@ -114,7 +115,7 @@ impl S3SourceConfig {
             }
         }
         let queue = decode_destination(&mut spec, problems);
-        let auth = common::auth(&mut spec, &options.secrets_dir, problems);
+        let auth = auth::decode(&mut spec, &options.secrets_dir, problems);
         let sink = match spec.require("sink", problems) {
             Some((value, path)) => common::destination(value, &path, problems),
             None => None,

@@ -32,9 +32,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::aws::{error_label, error_message};
+use crate::aws::credentials;
+use crate::aws::{error_label, error_message, with_fresh_credentials};
 use crate::http::health::ReadyFlag;
 use crate::http::sink::SinkClient;
+use crate::telemetry::Component;
 use config::S3SourceConfig;
 use heartbeat::InFlight;
 use process::Context;
@@ -51,11 +53,28 @@ pub async fn run(
     grace: Duration,
 ) -> Result<(), String> {
     let name = config.metadata.name.clone();
-    let telemetry = Arc::new(SourceTelemetry::new(&name));
-    let sdk = crate::aws::sdk_config(&config.queue.region, &config.auth).await?;
+    let component = Component {
+        kind: config::COMPONENT,
+        name: name.clone(),
+        namespace: config.metadata.namespace.clone(),
+    };
+    let credentials =
+        credentials::for_component(&component, &config.auth, &config.queue.region).await?;
+    let telemetry = Arc::new(SourceTelemetry::new(&name, credentials.mode()));
+    // Credentials are refreshed in the background for as long as the source runs.
+    let stop_credentials = CancellationToken::new();
+    let _stop_credentials_on_return = stop_credentials.clone().drop_guard();
+    tokio::spawn(credentials.clone().run(stop_credentials));
+    let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
     let client = aws_sdk_sqs::Client::new(&sdk);
-    let Some(queue) = Queue::resolve(client, &config.queue, telemetry.clone(), &shutdown).await
-    else {
+    let resolved = Queue::resolve(
+        client,
+        credentials,
+        &config.queue,
+        telemetry.clone(),
+        &shutdown,
+    );
+    let Some(queue) = resolved.await else {
         return Ok(()); // shut down before the queue was reachable
     };
     let queue = Arc::new(queue);
@@ -145,16 +164,18 @@ async fn poll(
             },
             () = shutdown.cancelled() => return,
         };
-        let call = queue
-            .client
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(batch as i32)
-            .wait_time_seconds(receive.wait_time_seconds)
-            .visibility_timeout(visibility_seconds(receive.visibility_timeout))
-            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .send();
+        let call = with_fresh_credentials(&queue.credentials, || {
+            queue
+                .client
+                .receive_message()
+                .queue_url(&queue.url)
+                .max_number_of_messages(batch as i32)
+                .wait_time_seconds(receive.wait_time_seconds)
+                .visibility_timeout(visibility_seconds(receive.visibility_timeout))
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+        });
         // Dropping a long poll on shutdown is safe: messages it would have returned stay in
         // the queue (at worst hidden for one visibility timeout).
         let result = tokio::select! {

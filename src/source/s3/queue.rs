@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::telemetry::SourceTelemetry;
 use crate::aws::arn::QueueArn;
-use crate::aws::{error_label, error_message, is_access_denied};
+use crate::aws::credentials::Refreshing;
+use crate::aws::{error_label, error_message, is_access_denied, with_fresh_credentials};
 
 /// SQS batch calls take at most ten entries.
 pub const MAX_BATCH: usize = 10;
@@ -33,6 +34,8 @@ pub struct Receipt {
 /// The queue, its client, and which optional calls are permitted.
 pub struct Queue {
     pub client: Client,
+    /// For the forced refresh when AWS answers `ExpiredToken`.
+    pub credentials: Refreshing,
     pub url: String,
     telemetry: Arc<SourceTelemetry>,
     visibility_allowed: AtomicBool,
@@ -43,17 +46,20 @@ impl Queue {
     /// with backoff until it succeeds or `shutdown` fires (`None`).
     pub async fn resolve(
         client: Client,
+        credentials: Refreshing,
         arn: &QueueArn,
         telemetry: Arc<SourceTelemetry>,
         shutdown: &CancellationToken,
     ) -> Option<Queue> {
         let mut wait = Duration::from_millis(500);
         loop {
-            let call = client
-                .get_queue_url()
-                .queue_name(&arn.name)
-                .queue_owner_aws_account_id(&arn.account)
-                .send();
+            let call = with_fresh_credentials(&credentials, || {
+                client
+                    .get_queue_url()
+                    .queue_name(&arn.name)
+                    .queue_owner_aws_account_id(&arn.account)
+                    .send()
+            });
             let result = tokio::select! {
                 result = call => result,
                 () = shutdown.cancelled() => return None,
@@ -63,6 +69,7 @@ impl Queue {
                     if let Some(url) = output.queue_url {
                         return Some(Queue {
                             client,
+                            credentials,
                             url,
                             telemetry,
                             visibility_allowed: AtomicBool::new(true),
@@ -106,13 +113,14 @@ impl Queue {
             .collect();
         let mut attempt = 0;
         let output = loop {
-            let result = self
-                .client
-                .delete_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries.clone()))
-                .send()
-                .await;
+            let result = with_fresh_credentials(&self.credentials, || {
+                self.client
+                    .delete_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries.clone()))
+                    .send()
+            })
+            .await;
             match result {
                 Ok(output) => break output,
                 Err(err) => {
@@ -164,13 +172,14 @@ impl Queue {
                     .ok()
             })
             .collect();
-        let result = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
+        let result = with_fresh_credentials(&self.credentials, || {
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries.clone()))
+                .send()
+        })
+        .await;
         match result {
             Ok(output) => {
                 for failed in &output.failed {

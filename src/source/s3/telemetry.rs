@@ -14,6 +14,8 @@ use crate::http::sink::SendError;
 
 pub struct SourceTelemetry {
     name: String,
+    /// How the source gets credentials, named in AWS error logs.
+    auth: &'static str,
     received: Counter,
     deleted: Counter,
     visibility_extended: Counter,
@@ -31,7 +33,7 @@ pub struct SourceTelemetry {
 }
 
 impl SourceTelemetry {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, auth: &'static str) -> Self {
         let labels = [
             ("component", COMPONENT.to_string()),
             ("name", name.to_string()),
@@ -48,6 +50,7 @@ impl SourceTelemetry {
         };
         SourceTelemetry {
             name: name.to_string(),
+            auth,
             received: counter!("aws_event_adapter_sqs_messages_received_total", &labels),
             deleted: counter!("aws_event_adapter_sqs_messages_deleted_total", &labels),
             visibility_extended: counter!(
@@ -124,7 +127,22 @@ impl SourceTelemetry {
 
     /// A call to SQS failed (other than the per-entry failures above).
     pub fn sqs_error(&self, operation: &'static str, code: &str, message: &str) {
-        tracing::warn!(source = %self.name, operation, code, error = message, "SQS call failed");
+        let refused = matches!(
+            code,
+            "http_403"
+                | "AccessDenied"
+                | "AccessDeniedException"
+                | "SignatureDoesNotMatch"
+                | "InvalidClientTokenId"
+                | "ExpiredToken"
+                | "RequestExpired"
+        );
+        if refused {
+            tracing::warn!(source = %self.name, operation, code, auth = self.auth, error = message,
+                "AWS refused the source's credentials or permissions; retrying with backoff");
+        } else {
+            tracing::warn!(source = %self.name, operation, code, auth = self.auth, error = message, "SQS call failed");
+        }
         let mut labels = self.labels(("operation", operation));
         labels.push(("code", code.to_string()));
         counter!("aws_event_adapter_aws_errors_total", &labels).increment(1);

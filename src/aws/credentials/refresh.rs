@@ -1,0 +1,243 @@
+//! Background refresh of temporary credentials: the piece the SDK lacks.
+//!
+//! The SDK's own cache renews credentials lazily, on the request path, when they are about to
+//! expire — a request then waits for STS. [`Refreshing`] instead keeps the current credentials
+//! in memory and renews them from a background task `margin` before they expire (with jitter,
+//! and with backoff retries while the old ones are still valid). The request path only reads
+//! what is there. Sources without an expiry (keys in secret files) are re-read on a short
+//! interval so rotated files take effect without a restart.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use metrics::{Counter, Gauge, counter, gauge};
+use rand::Rng;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::Component;
+
+/// Keeps a source's credentials fresh in the background. Cheap to clone.
+#[derive(Clone)]
+pub struct Refreshing {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    source: SharedCredentialsProvider,
+    current: RwLock<Option<Credentials>>,
+    last_error: Mutex<Option<String>>,
+    /// One fetch at a time; holds when the last successful fetch happened.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
+    margin: Duration,
+    /// How often to re-read a source whose credentials do not expire (None: never).
+    recheck: Option<Duration>,
+    component: Component,
+    mode: &'static str,
+    expiry_seconds: Gauge,
+    refreshes: Counter,
+    failures: Counter,
+}
+
+impl std::fmt::Debug for Refreshing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refreshing")
+            .field("component", &self.shared.component)
+            .field("mode", &self.shared.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Refreshing {
+    pub fn new(
+        source: SharedCredentialsProvider,
+        margin: Duration,
+        recheck: Option<Duration>,
+        component: Component,
+        mode: &'static str,
+    ) -> Self {
+        let labels = component.labels();
+        Refreshing {
+            shared: Arc::new(Shared {
+                source,
+                current: RwLock::new(None),
+                last_error: Mutex::new(None),
+                fetching: tokio::sync::Mutex::new(None),
+                margin,
+                recheck,
+                mode,
+                expiry_seconds: gauge!("aws_event_adapter_credentials_expiry_seconds", &labels),
+                refreshes: counter!("aws_event_adapter_credentials_refreshes_total", &labels),
+                failures: counter!(
+                    "aws_event_adapter_credentials_refresh_failures_total",
+                    &labels
+                ),
+                component,
+            }),
+        }
+    }
+
+    /// What the credentials are and where they come from, for messages.
+    pub fn mode(&self) -> &'static str {
+        self.shared.mode
+    }
+
+    fn current(&self) -> Option<Credentials> {
+        self.shared.current.read().ok()?.clone()
+    }
+
+    /// Fetches new credentials now (one fetch at a time; a caller that waited for another
+    /// caller's fresh fetch does not fetch again). Used at start and after `ExpiredToken`.
+    pub async fn refresh_now(&self) -> Result<(), String> {
+        let mut last_success = self.shared.fetching.lock().await;
+        if last_success.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return Ok(());
+        }
+        let result = self.shared.source.provide_credentials().await;
+        match result {
+            Ok(credentials) => {
+                *last_success = Some(Instant::now());
+                self.store(credentials);
+                Ok(())
+            }
+            Err(err) => {
+                let message = aws_sdk_sts::error::DisplayErrorContext(&err).to_string();
+                self.shared.failures.increment(1);
+                tracing::warn!(
+                    component = self.shared.component.kind,
+                    name = %self.shared.component.name,
+                    mode = self.shared.mode,
+                    error = %message,
+                    "cannot get AWS credentials"
+                );
+                if let Ok(mut last) = self.shared.last_error.lock() {
+                    *last = Some(message.clone());
+                }
+                Err(message)
+            }
+        }
+    }
+
+    fn store(&self, credentials: Credentials) {
+        let changed = self
+            .current()
+            .is_none_or(|old| !same_keys(&old, &credentials));
+        let expiry = credentials.expiry();
+        if let Ok(mut current) = self.shared.current.write() {
+            *current = Some(credentials);
+        }
+        if let Ok(mut last) = self.shared.last_error.lock() {
+            *last = None;
+        }
+        self.update_gauge(expiry);
+        if changed || expiry.is_some() {
+            self.shared.refreshes.increment(1);
+            tracing::info!(
+                component = self.shared.component.kind,
+                name = %self.shared.component.name,
+                mode = self.shared.mode,
+                expires_in_secs = expiry.map(seconds_until),
+                "AWS credentials loaded"
+            );
+        }
+    }
+
+    fn update_gauge(&self, expiry: Option<SystemTime>) {
+        if let Some(expiry) = expiry {
+            self.shared.expiry_seconds.set(seconds_until(expiry) as f64);
+        }
+    }
+
+    /// When the next background fetch is due.
+    fn next_refresh(&self, failures: u32) -> Option<Instant> {
+        let now = Instant::now();
+        if failures > 0 {
+            // Jittered exponential backoff, capped: 1, 2, 4 ... 30 s.
+            let base = Duration::from_secs(1 << failures.min(5)).min(Duration::from_secs(30));
+            let jitter = rand::rng().random_range(0.5..=1.0);
+            return Some(now + base.mul_f64(jitter));
+        }
+        let current = self.current()?;
+        match current.expiry() {
+            Some(expiry) => {
+                let left = Duration::from_secs(seconds_until(expiry));
+                // Spread replicas: up to a tenth of the margin earlier (at most 30 s).
+                let jitter = (self.shared.margin / 10).min(Duration::from_secs(30));
+                let early =
+                    self.shared.margin + jitter.mul_f64(rand::rng().random_range(0.0..=1.0));
+                // Never spin: at least one second between refreshes even when the margin
+                // exceeds the credentials' lifetime.
+                Some(now + left.saturating_sub(early).max(Duration::from_secs(1)))
+            }
+            None => self.shared.recheck.map(|every| now + every),
+        }
+    }
+
+    /// Runs the background refresh until `stop` fires. The first fetch happens at once.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut failures = u32::from(self.refresh_now().await.is_err());
+        let mut due = self.next_refresh(failures);
+        loop {
+            // Wake at least every few seconds so the expiry gauge keeps moving.
+            let nap = due.map_or(Duration::from_secs(5), |due| {
+                due.saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(5))
+            });
+            tokio::select! {
+                () = tokio::time::sleep(nap) => {},
+                () = stop.cancelled() => return,
+            }
+            if let Some(expiry) = self.current().and_then(|c| c.expiry()) {
+                self.update_gauge(Some(expiry));
+            }
+            if due.is_some_and(|due| Instant::now() >= due) {
+                failures = match self.refresh_now().await {
+                    Ok(()) => 0,
+                    Err(_) => failures.saturating_add(1),
+                };
+                due = self.next_refresh(failures);
+            }
+        }
+    }
+}
+
+impl ProvideCredentials for Refreshing {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let result = match self.current() {
+            Some(credentials) => Ok(credentials),
+            None => {
+                let reason = self
+                    .shared
+                    .last_error
+                    .lock()
+                    .ok()
+                    .and_then(|e| e.clone())
+                    .unwrap_or_else(|| "not loaded yet".to_string());
+                Err(CredentialsError::not_loaded(format!(
+                    "no AWS credentials from {}: {reason}",
+                    self.shared.mode
+                )))
+            }
+        };
+        future::ProvideCredentials::ready(result)
+    }
+}
+
+fn same_keys(a: &Credentials, b: &Credentials) -> bool {
+    a.access_key_id() == b.access_key_id()
+        && a.secret_access_key() == b.secret_access_key()
+        && a.session_token() == b.session_token()
+}
+
+fn seconds_until(expiry: SystemTime) -> u64 {
+    expiry
+        .duration_since(SystemTime::now())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

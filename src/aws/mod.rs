@@ -52,13 +52,14 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
 {
+    let started = tokio::time::Instant::now();
     match call().await {
         Err(err) if is_credentials_error(&err) => {
             tracing::info!(
                 mode = credentials.mode(),
                 "AWS rejected the credentials as expired or unknown; refreshing and retrying once"
             );
-            let _ = credentials.refresh_now().await;
+            let _ = credentials.refresh_unless_newer_than(started).await;
             call().await
         }
         other => other,

@@ -473,6 +473,20 @@ impl Adapter {
         assert!(status.success());
     }
 
+    /// The exit status if the process exits within `timeout`, else `None` (still running).
+    pub async fn wait_exit_or_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the process to exit.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
@@ -676,4 +690,58 @@ pub async fn iam_user(
         .access_key
         .unwrap();
     (key.access_key_id, key.secret_access_key)
+}
+
+/// Creates an IAM role that the IAM users `trusted` (names) may assume, with one inline policy
+/// allowing `actions` on `resource`; returns its ARN. (moto checks a trust policy's AWS
+/// principals literally, so the users are named rather than the account root.)
+pub async fn iam_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    trusted: &[&str],
+    actions: &[&str],
+    resource: &str,
+) -> String {
+    let principals: Vec<String> = trusted
+        .iter()
+        .map(|user| format!("arn:aws:iam::{ACCOUNT}:user/{user}"))
+        .collect();
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "AWS": principals, "Federated": "oidc.eks.amazonaws.com" },
+            "Action": ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"]
+        }]
+    });
+    let role = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("create role")
+        .role
+        .unwrap();
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": resource }]
+    });
+    iam.put_role_policy()
+        .role_name(name)
+        .policy_name("adapter")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("put role policy");
+    role.arn
+}
+
+/// The seed's minimal policy for a source with an existing queue.
+pub const SOURCE_MINIMAL_POLICY: [&str; 3] =
+    ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"];
+
+/// The put sample with another object key, so each message of a test is recognisable.
+pub fn put_sample_with_key(key: &str) -> String {
+    sample("s3-records-put.json").replace("photos/2026/red+flower%281%29+%C3%A9t%C3%A9.jpg", key)
 }

@@ -89,11 +89,17 @@ impl Refreshing {
         self.shared.current.read().ok()?.clone()
     }
 
-    /// Fetches new credentials now (one fetch at a time; a caller that waited for another
-    /// caller's fresh fetch does not fetch again). Used at start and after `ExpiredToken`.
+    /// Fetches new credentials now, one fetch at a time.
     pub async fn refresh_now(&self) -> Result<(), String> {
+        self.refresh_unless_newer_than(Instant::now()).await
+    }
+
+    /// Fetches new credentials unless a fetch finished after `since` — the moment a failed call
+    /// started. Many calls refused at once thus cause one fetch, and each then retries with
+    /// credentials newer than the ones it was refused with. Used after `ExpiredToken`.
+    pub async fn refresh_unless_newer_than(&self, since: Instant) -> Result<(), String> {
         let mut last_success = self.shared.fetching.lock().await;
-        if last_success.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+        if last_success.is_some_and(|at| at > since) {
             return Ok(());
         }
         let result = self.shared.source.provide_credentials().await;
@@ -164,27 +170,31 @@ impl Refreshing {
         match current.expiry() {
             Some(expiry) => {
                 let left = Duration::from_secs(seconds_until(expiry));
-                // Spread replicas: up to a tenth of the margin earlier (at most 30 s).
-                let jitter = (self.shared.margin / 10).min(Duration::from_secs(30));
-                let early =
-                    self.shared.margin + jitter.mul_f64(rand::rng().random_range(0.0..=1.0));
+                let window = left.saturating_sub(self.shared.margin);
+                // Spread replicas over the last tenth of the window (at most 30 s).
+                let spread = (window / 10).min(Duration::from_secs(30));
+                let early = spread.mul_f64(rand::rng().random_range(0.0..=1.0));
                 // Never spin: at least one second between refreshes even when the margin
                 // exceeds the credentials' lifetime.
-                Some(now + left.saturating_sub(early).max(Duration::from_secs(1)))
+                Some(now + window.saturating_sub(early).max(Duration::from_secs(1)))
             }
             None => self.shared.recheck.map(|every| now + every),
         }
     }
 
-    /// Runs the background refresh until `stop` fires. The first fetch happens at once.
+    /// Runs the background refresh until `stop` fires. Fetches at once unless credentials were
+    /// already loaded (see [`Refreshing::refresh_now`]).
     pub async fn run(self, stop: CancellationToken) {
-        let mut failures = u32::from(self.refresh_now().await.is_err());
+        let mut failures = 0;
+        if self.current().is_none() {
+            failures = u32::from(self.refresh_now().await.is_err());
+        }
         let mut due = self.next_refresh(failures);
         loop {
-            // Wake at least every few seconds so the expiry gauge keeps moving.
-            let nap = due.map_or(Duration::from_secs(5), |due| {
+            // Wake every second so the expiry gauge keeps moving.
+            let nap = due.map_or(Duration::from_secs(1), |due| {
                 due.saturating_duration_since(Instant::now())
-                    .min(Duration::from_secs(5))
+                    .min(Duration::from_secs(1))
             });
             tokio::select! {
                 () = tokio::time::sleep(nap) => {},

@@ -61,7 +61,9 @@ pub async fn run(
     let credentials =
         credentials::for_component(&component, &config.auth, &config.queue.region).await?;
     let telemetry = Arc::new(SourceTelemetry::new(&name, credentials.mode()));
-    // Credentials are refreshed in the background for as long as the source runs.
+    // The first credentials before the first call (a failure is logged and retried by the
+    // background refresh), then refreshed in the background for as long as the source runs.
+    let _ = credentials.refresh_now().await;
     let stop_credentials = CancellationToken::new();
     let _stop_credentials_on_return = stop_credentials.clone().drop_guard();
     tokio::spawn(credentials.clone().run(stop_credentials));

@@ -87,7 +87,7 @@ pub async fn run(
         () = shutdown.cancelled() => {},
         Some(result) = components.join_next() => {
             // A component that ends on its own failed to start: stop the rest.
-            if let Ok(Err(err)) = result {
+            if let Some(err) = failure(result) {
                 tracing::error!(error = %err, "component failed");
                 first_error = Some(err);
             }
@@ -96,7 +96,7 @@ pub async fn run(
     }
     health.set_draining();
     while let Some(result) = components.join_next().await {
-        if let Ok(Err(err)) = result {
+        if let Some(err) = failure(result) {
             tracing::error!(error = %err, "component failed");
             first_error.get_or_insert(err);
         }
@@ -106,6 +106,15 @@ pub async fn run(
     let _ = metrics_server.await;
     tracing::info!("stopped");
     first_error.map_or(Ok(()), Err)
+}
+
+/// A component's error, or its panic (a bug, but still a failure: exit non-zero).
+fn failure(result: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
+    match result {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => Some(err),
+        Err(err) => Some(format!("a component task ended abnormally: {err}")),
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {

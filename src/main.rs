@@ -136,7 +136,10 @@ fn block_on(work: impl Future<Output = Result<(), String>>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(work) {
+    let result = runtime.block_on(work);
+    // Do not wait for stray blocking work (e.g. a DNS lookup) beyond a moment.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "exiting");

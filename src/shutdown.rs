@@ -8,8 +8,11 @@ pub fn on_signal() -> CancellationToken {
     let fire = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutdown signal received; draining");
+        tracing::info!("shutdown signal received; draining (a second signal exits at once)");
         fire.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second shutdown signal: exiting without finishing the drain");
+        std::process::exit(130);
     });
     token
 }

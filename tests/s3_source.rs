@@ -594,3 +594,89 @@ async fn one_slow_message_does_not_hold_back_the_others_of_its_batch() {
     sink.wait_accepted(10, LONG).await;
     q.aws.wait_queue_empty(&q.queue_url, LONG).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_message_does_not_stop_receiving_when_few_slots_are_free() {
+    let q = raw_queue().await;
+    let sink = TestSink::start(Arc::new(|_, event: &Event| {
+        let delay = if event.subject() == Some("slow.bin") {
+            20
+        } else {
+            0
+        };
+        (StatusCode::OK, Duration::from_secs(delay))
+    }))
+    .await;
+    // Two slots: while the slow message holds one, the other keeps the queue moving.
+    let manifest = source_manifest(
+        "slots",
+        "media-uploads",
+        &q.queue_arn,
+        &sink.uri(),
+        "delivery: { timeout: PT30S }\nreceive: { pollers: 1, maxInFlightMessages: 2, waitTimeSeconds: 1 }",
+    );
+    let _adapter = Adapter::start(&manifest, &[]).await;
+    q.aws
+        .send(&q.queue_url, &put_sample_with_key("slow.bin"))
+        .await;
+    sink.wait_attempts(1, LONG).await;
+    for i in 0..4 {
+        q.aws
+            .send(&q.queue_url, &put_sample_with_key(&format!("fast-{i}.bin")))
+            .await;
+    }
+    let accepted = sink.wait_accepted(4, Duration::from_secs(15)).await;
+    assert!(
+        accepted
+            .iter()
+            .all(|(_, e)| e.subject() != Some("slow.bin"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_stuck_sink_exits_within_the_grace_and_releases_the_message() {
+    let q = raw_queue().await;
+    let sink = TestSink::start(Arc::new(|_, _| (StatusCode::OK, Duration::from_secs(120)))).await;
+    let manifest = source_manifest(
+        "stuck",
+        "media-uploads",
+        &q.queue_arn,
+        &sink.uri(),
+        "delivery: { timeout: PT120S }\nreceive: { waitTimeSeconds: 1, visibilityTimeout: 60s }",
+    );
+    let mut adapter = Adapter::start(&manifest, &["--shutdown-grace", "3s"]).await;
+    let message_id = q
+        .aws
+        .send(&q.queue_url, &put_sample_with_key("stuck.bin"))
+        .await;
+    sink.wait_attempts(1, LONG).await;
+    let signalled = tokio::time::Instant::now();
+    adapter.signal("TERM");
+    let status = adapter.wait_exit(Duration::from_secs(10)).await;
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        adapter.log()
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "exited {:?} after SIGTERM with a 3 s grace",
+        signalled.elapsed()
+    );
+    // Released at once for another replica, not hidden for the rest of its 60 s visibility.
+    let out = q
+        .aws
+        .sqs
+        .receive_message()
+        .queue_url(&q.queue_url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    let message = out.messages.unwrap_or_default().into_iter().next();
+    assert_eq!(
+        message.and_then(|m| m.message_id),
+        Some(message_id),
+        "the unfinished message is visible again"
+    );
+}

@@ -87,6 +87,15 @@ const KNOWN_CODES: [&str; 16] = [
     "KmsThrottled",
 ];
 
+/// An AWS error code as a metric label: itself when known, else `other`.
+pub fn bounded_code(code: &str) -> String {
+    if KNOWN_CODES.contains(&code) {
+        code.to_string()
+    } else {
+        "other".to_string()
+    }
+}
+
 /// The error's AWS code as a bounded label: a known code, `http_<status>` when the service
 /// answered without a readable code, `timeout`, `network`, or `other`.
 pub fn error_label<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String

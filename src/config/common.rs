@@ -123,6 +123,14 @@ pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option
     dest.finish(problems);
     let text = uri?;
     match text.parse::<Uri>() {
+        Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            // hyper would not use them, and the URL is repeated in dead letters and logs.
+            problems.add(
+                &uri_path,
+                "credentials in the URL (user:password@) are not supported",
+            );
+            None
+        }
         Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => Some(uri),
         Ok(uri) if uri.scheme_str() == Some("https") => {
             problems.add(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -17,13 +17,17 @@ use rand::Rng;
 use crate::cloudevents::EncodedEvent;
 use crate::config::common::{BackoffPolicy, Delivery};
 
+/// The most of a sink's answer that is read; the rest is dropped with the connection.
+const MAX_ANSWER_BODY: usize = 64 * 1024;
+
 /// Why one attempt was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     #[error("the sink answered {status}")]
     Status {
         status: u16,
-        /// The sink's `Retry-After` (seconds form), honoured as the next wait.
+        /// The sink's `Retry-After` (seconds form): the next wait is at least this long (within
+        /// `backoffMaxDelay`).
         retry_after: Option<Duration>,
     },
     #[error("the sink did not answer within {0:?}")]
@@ -97,8 +101,10 @@ impl SinkClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            // Read the body so the connection goes back to the pool.
-            let _ = response.into_body().collect().await;
+            // Read the body (a bounded amount) so the connection goes back to the pool.
+            let _ = Limited::new(response.into_body(), MAX_ANSWER_BODY)
+                .collect()
+                .await;
             if status.is_success() {
                 Ok(status)
             } else {
@@ -132,7 +138,9 @@ impl SinkClient {
                         SendError::Status {
                             retry_after: Some(after),
                             ..
-                        } => (*after).min(self.delivery.backoff_max_delay),
+                        } => (*after)
+                            .max(backoff(&self.delivery, attempt))
+                            .min(self.delivery.backoff_max_delay),
                         _ => backoff(&self.delivery, attempt),
                     };
                     tokio::time::sleep(wait).await;

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,8 +44,9 @@ use queue::{Queue, visibility_seconds};
 use settle::{Settle, Settler};
 use telemetry::SourceTelemetry;
 
-/// Runs the source until `shutdown` fires, then drains: no new receives, in-flight messages
-/// finish (for at most `grace`), pending deletes are flushed.
+/// Runs the source until `shutdown` fires, then drains within `grace`: no new receives,
+/// in-flight messages finish, pending deletes are flushed; what cannot finish in time is
+/// released for other replicas.
 pub async fn run(
     config: S3SourceConfig,
     ready: ReadyFlag,
@@ -68,7 +69,11 @@ pub async fn run(
     let _stop_credentials_on_return = stop_credentials.clone().drop_guard();
     tokio::spawn(credentials.clone().run(stop_credentials));
     let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
-    let client = aws_sdk_sqs::Client::new(&sdk);
+    let client = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .timeout_config(sqs_timeouts(&config.receive))
+            .build(),
+    );
     let resolved = Queue::resolve(
         client,
         credentials,
@@ -83,9 +88,9 @@ pub async fn run(
     telemetry.ready(&queue.url);
     ready.set(true);
 
-    let (settle, settler) = Settler::new(queue.clone());
+    let in_flight = Arc::new(InFlight::new(telemetry.in_flight_gauge()));
+    let (settle, settler) = Settler::new(queue.clone(), in_flight.clone());
     let settler = tokio::spawn(settler.run());
-    let in_flight = Arc::new(InFlight::default());
     let stop_heartbeat = CancellationToken::new();
     let heartbeat = config.receive.visibility_heartbeat.then(|| {
         tokio::spawn(heartbeat::run(
@@ -121,29 +126,44 @@ pub async fn run(
 
     shutdown.cancelled().await;
     ready.set(false);
+    // Everything below happens before `deadline`, whatever SQS or the sink do.
     let started = Instant::now();
+    let deadline = started + grace;
     for poller in pollers {
-        let _ = poller.await;
+        if let Err(err) = poller.await
+            && err.is_panic()
+        {
+            tracing::error!(source = %name, error = %err, "a poller panicked");
+        }
     }
     tracker.close();
-    // Keep a tenth of the grace for the final deletes.
-    let for_messages = grace.mul_f64(0.9);
-    if tokio::time::timeout(for_messages, tracker.wait())
-        .await
-        .is_err()
-    {
+    // In-flight messages get nine tenths of the grace; the rest is for the final calls.
+    let messages_deadline = started + grace.mul_f64(0.9);
+    if timeout_at(messages_deadline, tracker.wait()).await.is_err() {
         tracing::warn!(source = %name, in_flight = ctx.in_flight.len(), "grace period spent; releasing unfinished messages");
         ctx.hard_stop.cancel();
-        tracker.wait().await;
+        let _ = timeout_at(deadline, tracker.wait()).await;
     }
     stop_heartbeat.cancel();
     if let Some(heartbeat) = heartbeat {
-        let _ = heartbeat.await;
+        let _ = timeout_at(deadline, heartbeat).await;
     }
     drop(ctx); // the last sender: the settler flushes and returns
-    let _ = settler.await;
+    if timeout_at(deadline, settler).await.is_err() {
+        tracing::warn!(source = %name, "pending deletes not confirmed within the grace period; those messages will be delivered again");
+    }
     tracing::info!(source = %name, took_ms = started.elapsed().as_millis() as u64, "source drained");
     Ok(())
+}
+
+/// Bounds on every SQS call, so that no call (and so no shutdown) can hang: a long poll may
+/// take its wait time plus ten seconds, any other call ten seconds per attempt.
+fn sqs_timeouts(receive: &config::Receive) -> aws_config::timeout::TimeoutConfig {
+    let long_poll = Duration::from_secs(receive.wait_time_seconds as u64 + 10);
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(long_poll)
+        .build()
 }
 
 /// One long-poller: reserve capacity, receive, hand each message to its own task.
@@ -156,22 +176,31 @@ async fn poll(
     shutdown: CancellationToken,
 ) {
     let receive = &ctx.config.receive;
-    let batch = (receive.max_messages as usize).min(receive.max_in_flight_messages) as u32;
+    let batch = (receive.max_messages as usize).min(receive.max_in_flight_messages);
     let mut failures = 0u32;
     loop {
-        let reserved = tokio::select! {
-            permit = permits.clone().acquire_many_owned(batch) => match permit {
+        // Wait for one free slot, then take as many more as are free (up to a batch): ask SQS
+        // for only what can start at once, without waiting for a whole batch to be free.
+        let mut reserved = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return,
             },
             () = shutdown.cancelled() => return,
         };
+        while reserved.num_permits() < batch {
+            match permits.clone().try_acquire_owned() {
+                Ok(more) => reserved.merge(more),
+                Err(_) => break,
+            }
+        }
+        let wanted = reserved.num_permits() as i32;
         let call = with_fresh_credentials(&queue.credentials, || {
             queue
                 .client
                 .receive_message()
                 .queue_url(&queue.url)
-                .max_number_of_messages(batch as i32)
+                .max_number_of_messages(wanted)
                 .wait_time_seconds(receive.wait_time_seconds)
                 .visibility_timeout(visibility_seconds(receive.visibility_timeout))
                 .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
@@ -209,27 +238,40 @@ async fn poll(
             }
         };
         ctx.telemetry.messages_received(messages.len());
-        let mut reserved = reserved;
+        let empty = messages.is_empty();
         for message in messages {
-            let Some(permit) = reserved.split(1) else {
-                break; // SQS never returns more than asked for
+            // SQS never returns more than asked for; should it, the extra waits for a slot.
+            let permit = match reserved.split(1) {
+                Some(permit) => permit,
+                None => match permits.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
             };
             if shutdown.is_cancelled() {
                 // Received but not started: make it visible to other replicas at once.
-                release_now(&ctx, message).await;
+                release_now(&ctx, &message).await;
                 drop(permit);
                 continue;
             }
             tracker.spawn(process::process(ctx.clone(), message, received, permit));
         }
+        drop(reserved);
+        if empty && receive.wait_time_seconds == 0 {
+            // Short polling: do not turn an empty queue into a tight (and billed) loop.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {},
+                () = shutdown.cancelled() => return,
+            }
+        }
     }
 }
 
-async fn release_now(ctx: &Context, message: aws_sdk_sqs::types::Message) {
-    if let (Some(message_id), Some(handle)) = (message.message_id, message.receipt_handle) {
+async fn release_now(ctx: &Context, message: &aws_sdk_sqs::types::Message) {
+    if let Some(receipt) = queue::Receipt::of(message) {
         ctx.settle
             .send(Settle::Release {
-                receipt: queue::Receipt { message_id, handle },
+                receipt,
                 delay: Duration::ZERO,
                 reason: "shutdown",
             })

@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::future::join_all;
+use futures::{FutureExt, StreamExt, stream};
+use http::Uri;
+use std::panic::AssertUnwindSafe;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +37,43 @@ pub struct Context {
     pub hard_stop: CancellationToken,
 }
 
+/// Events of one message delivered at the same time, at most.
+const CONCURRENT_EVENTS_PER_MESSAGE: usize = 16;
+/// Reasons named in the `adaptererror` extension of a dead letter, at most.
+const REASONS_IN_DEAD_LETTER: usize = 3;
+
+/// Why a message goes back to the queue instead of being deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// The sink did not accept an event after the retries (and there is no dead-letter sink).
+    DeliveryFailed,
+    /// The body or a record is malformed (and there is no dead-letter sink).
+    Malformed,
+    /// The dead-letter sink did not accept it either.
+    DeadLetterFailed,
+    /// The shutdown grace period ran out: visible again at once, for another replica.
+    Shutdown,
+    /// Processing panicked (a bug): back to the queue, with the usual delay.
+    Panicked,
+}
+
+impl Release {
+    fn label(self) -> &'static str {
+        match self {
+            Release::DeliveryFailed => "delivery_failed",
+            Release::Malformed => "malformed",
+            Release::DeadLetterFailed => "dead_letter_failed",
+            Release::Shutdown => "shutdown",
+            Release::Panicked => "panicked",
+        }
+    }
+}
+
+enum Outcome {
+    Delete,
+    Release(Release),
+}
+
 /// Processes one message to the end. `permit` bounds the messages in flight.
 pub async fn process(
     ctx: Arc<Context>,
@@ -42,21 +81,18 @@ pub async fn process(
     received: Instant,
     permit: OwnedSemaphorePermit,
 ) {
-    let message_id = message.message_id.clone().unwrap_or_default();
-    let Some(handle) = message.receipt_handle.clone() else {
-        tracing::warn!(message_id, "message without a receipt handle ignored");
+    let Some(receipt) = Receipt::of(&message) else {
+        tracing::warn!(message_id = ?message.message_id, "message without an id or receipt handle ignored");
         return;
     };
-    let receipt = Receipt {
-        message_id: message_id.clone(),
-        handle,
-    };
+    let message_id = receipt.message_id.clone();
+    // Registered for the visibility heartbeat until the message is settled (the guard travels
+    // with the delete, so the heartbeat keeps the message hidden until it is really gone).
     let guard = ctx.in_flight.register(
         receipt.clone(),
         ctx.config.receive.visibility_timeout,
         received,
     );
-    ctx.telemetry.in_flight(1.0);
     if let Some(sent) = system_attribute(&message, MessageSystemAttributeName::SentTimestamp)
         .and_then(|ms| ms.parse::<u64>().ok())
     {
@@ -67,37 +103,38 @@ pub async fn process(
             .lag(now.saturating_sub(Duration::from_millis(sent)));
     }
 
+    // A panic is a bug, but it must not take the message (or the process) with it.
+    let handled = AssertUnwindSafe(handle_message(&ctx, &message, &message_id)).catch_unwind();
     let outcome = tokio::select! {
-        outcome = handle_message(&ctx, &message, &message_id) => outcome,
-        () = ctx.hard_stop.cancelled() => Outcome::Release("shutdown"),
+        outcome = handled => outcome.unwrap_or_else(|_| {
+            tracing::error!(message_id, "processing the message panicked; it goes back to the queue");
+            Outcome::Release(Release::Panicked)
+        }),
+        () = ctx.hard_stop.cancelled() => Outcome::Release(Release::Shutdown),
     };
     let settle = match outcome {
-        Outcome::Delete => Settle::Delete(receipt),
-        Outcome::Release(reason) => Settle::Release {
-            delay: if reason == "shutdown" {
-                Duration::ZERO
-            } else {
-                redelivery_delay(&ctx.config, &message)
-            },
-            receipt,
-            reason,
-        },
+        Outcome::Delete => Settle::Delete { receipt, guard },
+        Outcome::Release(reason) => {
+            drop(guard);
+            Settle::Release {
+                delay: if reason == Release::Shutdown {
+                    Duration::ZERO
+                } else {
+                    redelivery_delay(&ctx.config, &message)
+                },
+                receipt,
+                reason: reason.label(),
+            }
+        }
     };
-    drop(guard);
     ctx.settle.send(settle).await;
-    ctx.telemetry.in_flight(-1.0);
     drop(permit);
-}
-
-enum Outcome {
-    Delete,
-    Release(&'static str),
 }
 
 async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> Outcome {
     let body = message.body.as_deref().unwrap_or("");
     let config = &ctx.config;
-    match parse_body(body) {
+    let (events, broken) = match parse_body(body) {
         Body::Records(records) => {
             let mut events = Vec::with_capacity(records.len());
             let mut broken = Vec::new();
@@ -109,18 +146,10 @@ async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> O
                         events.push(s3_event(event));
                     }
                     Record::Event(event) => ctx.telemetry.record_filtered(&event.event_name),
-                    Record::Invalid(problem) => {
-                        ctx.telemetry.malformed(message_id, &problem);
-                        broken.push(problem);
-                    }
+                    Record::Invalid(problem) => broken.push(problem),
                 }
             }
-            let failed = deliver_all(ctx, message_id, events).await;
-            if failed.is_empty() && broken.is_empty() {
-                Outcome::Delete
-            } else {
-                dead_letter(ctx, message, failed, broken).await
-            }
+            (events, broken)
         }
         Body::TestEvent(test) => {
             ctx.telemetry
@@ -128,62 +157,65 @@ async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> O
             if !config.forward_test_events {
                 return Outcome::Delete;
             }
-            let event = test_event(config, test);
-            let failed = deliver_all(ctx, message_id, vec![event]).await;
-            if failed.is_empty() {
-                Outcome::Delete
-            } else {
-                dead_letter(ctx, message, failed, Vec::new()).await
-            }
+            (vec![test_event(config, test)], Vec::new())
         }
         Body::Unrecognized => {
             ctx.telemetry
                 .unrecognized(message_id, config.forward_unrecognized);
-            let event = sqs_message_event(config, message);
             if !config.forward_unrecognized {
+                // Neither forwarded nor dropped: dead-lettered whole, or left for the redrive.
                 return dead_letter(ctx, message, Vec::new(), Vec::new()).await;
             }
-            let failed = deliver_all(ctx, message_id, vec![event]).await;
-            if failed.is_empty() {
-                Outcome::Delete
-            } else {
-                dead_letter(ctx, message, failed, Vec::new()).await
-            }
+            (vec![sqs_message_event(config, message)], Vec::new())
         }
-        Body::Malformed(problem) => {
-            ctx.telemetry.malformed(message_id, &problem);
-            dead_letter(ctx, message, Vec::new(), vec![problem]).await
-        }
+        Body::Malformed(problem) => (Vec::new(), vec![problem]),
+    };
+    if !broken.is_empty() {
+        ctx.telemetry.malformed(message_id, &broken);
+    }
+    let failed = deliver_all(ctx, message_id, events).await;
+    if failed.is_empty() && broken.is_empty() {
+        Outcome::Delete
+    } else {
+        dead_letter(ctx, message, failed, broken).await
     }
 }
 
-/// Delivers the events of one message concurrently; returns those the sink did not accept.
+/// Encodes and POSTs one event with the delivery policy's retries.
+async fn send(ctx: &Context, uri: &Uri, event: &OutEvent) -> Result<(), SendError> {
+    let encoded = event.encode(ctx.config.encoding);
+    ctx.sink
+        .deliver(uri, &encoded, |attempt, err| {
+            ctx.telemetry.sink_retry(&event.id, attempt, err);
+        })
+        .await
+}
+
+/// Delivers the events of one message concurrently (a bounded number at a time); returns
+/// those the sink did not accept.
 async fn deliver_all(
     ctx: &Context,
     message_id: &str,
     events: Vec<OutEvent>,
 ) -> Vec<(OutEvent, SendError)> {
-    let deliveries = events.into_iter().map(|event| async move {
-        let encoded = event.encode(ctx.config.encoding);
-        let started = Instant::now();
-        let result = ctx
-            .sink
-            .deliver(&ctx.config.sink, &encoded, |attempt, err| {
-                ctx.telemetry.sink_retry(&event.id, attempt, err);
-            })
-            .await;
-        match result {
-            Ok(()) => {
-                ctx.telemetry.delivered(started.elapsed());
-                None
+    stream::iter(events)
+        .map(|event| async move {
+            let started = Instant::now();
+            match send(ctx, &ctx.config.sink, &event).await {
+                Ok(()) => {
+                    ctx.telemetry.delivered(started.elapsed());
+                    None
+                }
+                Err(err) => {
+                    ctx.telemetry.delivery_failed(message_id, &event.id, &err);
+                    Some((event, err))
+                }
             }
-            Err(err) => {
-                ctx.telemetry.delivery_failed(message_id, &event.id, &err);
-                Some((event, err))
-            }
-        }
-    });
-    join_all(deliveries).await.into_iter().flatten().collect()
+        })
+        .buffer_unordered(CONCURRENT_EVENTS_PER_MESSAGE)
+        .filter_map(std::future::ready)
+        .collect()
+        .await
 }
 
 /// After the retries: events (and broken records, as the raw message) go to the dead-letter
@@ -197,9 +229,9 @@ async fn dead_letter(
 ) -> Outcome {
     let Some(dead_letter_sink) = &ctx.config.delivery.dead_letter_sink else {
         return Outcome::Release(if failed.is_empty() {
-            "malformed"
+            Release::Malformed
         } else {
-            "delivery_failed"
+            Release::DeliveryFailed
         });
     };
     let message_id = message.message_id.as_deref().unwrap_or("");
@@ -218,36 +250,42 @@ async fn dead_letter(
     if letters.is_empty() || !broken.is_empty() {
         // The message itself could not be understood: dead-letter it whole.
         let mut event = sqs_message_event(&ctx.config, message);
-        let reason = broken
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        let reason = if reason.is_empty() {
-            "not an S3 notification".to_string()
-        } else {
-            reason
-        };
-        event.extensions.push(("adaptererror", reason));
+        event
+            .extensions
+            .push(("adaptererror", dead_letter_reason(&broken)));
         letters.push(event);
     }
     for letter in letters {
-        let encoded = letter.encode(ctx.config.encoding);
-        let result = ctx
-            .sink
-            .deliver(dead_letter_sink, &encoded, |attempt, err| {
-                ctx.telemetry.sink_retry(&letter.id, attempt, err);
-            })
-            .await;
-        match result {
+        match send(ctx, dead_letter_sink, &letter).await {
             Ok(()) => ctx.telemetry.dead_lettered(message_id, &letter.id),
             Err(err) => {
                 ctx.telemetry.dead_letter_failed(message_id, &err);
-                return Outcome::Release("dead_letter_failed");
+                return Outcome::Release(Release::DeadLetterFailed);
             }
         }
     }
     Outcome::Delete
+}
+
+/// The first few reasons, so a body of thousands of broken records cannot make a header too
+/// large for the dead-letter sink to accept.
+fn dead_letter_reason(broken: &[Malformed]) -> String {
+    if broken.is_empty() {
+        return "not an S3 notification".to_string();
+    }
+    let mut reason = broken
+        .iter()
+        .take(REASONS_IN_DEAD_LETTER)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if broken.len() > REASONS_IN_DEAD_LETTER {
+        reason.push_str(&format!(
+            "; and {} more",
+            broken.len() - REASONS_IN_DEAD_LETTER
+        ));
+    }
+    reason
 }
 
 fn error_code(err: &SendError) -> String {

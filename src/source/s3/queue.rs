@@ -31,6 +31,16 @@ pub struct Receipt {
     pub handle: String,
 }
 
+impl Receipt {
+    /// The receipt of a received message (SQS always sends both fields).
+    pub fn of(message: &aws_sdk_sqs::types::Message) -> Option<Receipt> {
+        Some(Receipt {
+            message_id: message.message_id.clone()?,
+            handle: message.receipt_handle.clone()?,
+        })
+    }
+}
+
 /// The queue, its client, and which optional calls are permitted.
 pub struct Queue {
     pub client: Client,
@@ -144,19 +154,20 @@ impl Queue {
             let message_id = entry_message_id(receipts, &failed.id);
             self.telemetry.delete_failed(
                 message_id,
-                &failed.code,
+                &crate::aws::bounded_code(&failed.code),
                 failed.message.as_deref().unwrap_or(""),
             );
         }
     }
 
     /// Sets the visibility timeout of up to ten messages (each its own value). Returns the
-    /// message ids whose change succeeded; an empty list when visibility changes are off.
+    /// indices (in `changes`) of the changes that succeeded; none when visibility changes are
+    /// off.
     pub async fn change_visibility_batch(
         &self,
         changes: &[(Receipt, Duration)],
         operation: &'static str,
-    ) -> Vec<String> {
+    ) -> Vec<usize> {
         if !self.visibility_allowed() || changes.is_empty() {
             return Vec::new();
         }
@@ -183,6 +194,7 @@ impl Queue {
         match result {
             Ok(output) => {
                 for failed in &output.failed {
+                    // Usually the message was deleted meanwhile, or hit SQS's 12-hour limit.
                     tracing::debug!(
                         message_id = entry_message_id(changes.iter().map(|(r, _)| r), &failed.id),
                         code = failed.code,
@@ -193,7 +205,7 @@ impl Queue {
                 output
                     .successful
                     .iter()
-                    .map(|ok| entry_message_id(changes.iter().map(|(r, _)| r), &ok.id).to_string())
+                    .filter_map(|ok| ok.id.parse().ok())
                     .collect()
             }
             Err(err) if is_access_denied(&err) => {

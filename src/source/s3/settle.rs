@@ -2,24 +2,34 @@
 //! `DeleteMessageBatch` / `ChangeMessageVisibilityBatch` calls of up to ten entries, because SQS
 //! bills per request.
 //!
-//! Batches fill up under load on their own: a batch is sent as soon as it has ten entries, or
-//! when no more work is waiting in the channel. A few batches are in flight at once so a slow
-//! call does not hold back the next. When every sender is gone, the remaining entries are
-//! flushed and [`Settler::run`] returns — that is the drain on shutdown.
+//! A batch is sent when it has ten entries or when it has waited [`LINGER`]; a few batches are
+//! in flight at once so a slow call does not hold back the next. A message being deleted stays
+//! registered with the heartbeat until its delete call returned. When every sender is gone,
+//! the remaining entries are flushed and [`Settler::run`] returns — the drain on shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio::time::{Instant, timeout_at};
 
+use super::heartbeat::{InFlight, InFlightGuard};
 use super::queue::{MAX_BATCH, Queue, Receipt};
 
+/// How long a partial batch waits for more entries.
+const LINGER: Duration = Duration::from_millis(20);
+/// Batches in flight at once.
+const CONCURRENT_BATCHES: usize = 4;
+
 /// What to do with a message.
-#[derive(Debug)]
 pub enum Settle {
-    /// Every event was accepted (or nothing was to be sent): delete it.
-    Delete(Receipt),
+    /// Every event was accepted (or nothing was to be sent): delete it. The guard keeps the
+    /// heartbeat extending the message until the delete call returned.
+    Delete {
+        receipt: Receipt,
+        guard: InFlightGuard,
+    },
     /// Make it visible again after `delay` (0 for "at once").
     Release {
         receipt: Receipt,
@@ -34,105 +44,123 @@ pub struct SettleSender(mpsc::Sender<Settle>);
 
 impl SettleSender {
     pub async fn send(&self, settle: Settle) {
-        // The receiver lives until every sender is dropped, so this cannot fail in practice.
-        let _ = self.0.send(settle).await;
+        if self.0.send(settle).await.is_err() {
+            // Only possible if the settler died: the message comes back after its timeout.
+            tracing::error!("settler is gone; a message will be delivered again");
+        }
     }
 }
 
 pub struct Settler {
     queue: Arc<Queue>,
+    in_flight: Arc<InFlight>,
     receiver: mpsc::Receiver<Settle>,
+    permits: Arc<Semaphore>,
+    batches: JoinSet<()>,
+    deletes: Vec<(Receipt, InFlightGuard)>,
+    releases: Vec<(Receipt, Duration)>,
 }
 
-/// Batches in flight at once.
-const CONCURRENT_BATCHES: usize = 4;
-
 impl Settler {
-    pub fn new(queue: Arc<Queue>) -> (SettleSender, Settler) {
+    pub fn new(queue: Arc<Queue>, in_flight: Arc<InFlight>) -> (SettleSender, Settler) {
         let (sender, receiver) = mpsc::channel(1024);
-        (SettleSender(sender), Settler { queue, receiver })
+        let settler = Settler {
+            queue,
+            in_flight,
+            receiver,
+            permits: Arc::new(Semaphore::new(CONCURRENT_BATCHES)),
+            batches: JoinSet::new(),
+            deletes: Vec::with_capacity(MAX_BATCH),
+            releases: Vec::with_capacity(MAX_BATCH),
+        };
+        (SettleSender(sender), settler)
     }
 
     pub async fn run(mut self) {
-        let permits = Arc::new(Semaphore::new(CONCURRENT_BATCHES));
-        let mut batches = JoinSet::new();
-        let mut deletes: Vec<Receipt> = Vec::with_capacity(MAX_BATCH);
-        let mut releases: Vec<(Receipt, Duration)> = Vec::with_capacity(MAX_BATCH);
         while let Some(first) = self.receiver.recv().await {
-            let mut next = Some(first);
-            while let Some(settle) = next.take() {
-                match settle {
-                    Settle::Delete(receipt) => deletes.push(receipt),
-                    Settle::Release {
-                        receipt,
-                        delay,
-                        reason,
-                    } => {
-                        self.queue
-                            .telemetry()
-                            .message_released(&receipt.message_id, reason, delay);
-                        releases.push((receipt, delay));
-                    }
+            self.add(first);
+            let linger_until = Instant::now() + LINGER;
+            loop {
+                if self.deletes.len() >= MAX_BATCH {
+                    self.spawn_deletes().await;
                 }
-                if deletes.len() == MAX_BATCH {
-                    self.spawn_deletes(&mut batches, &permits, &mut deletes)
-                        .await;
+                if self.releases.len() >= MAX_BATCH {
+                    self.spawn_releases().await;
                 }
-                if releases.len() == MAX_BATCH {
-                    self.spawn_releases(&mut batches, &permits, &mut releases)
-                        .await;
+                match timeout_at(linger_until, self.receiver.recv()).await {
+                    Ok(Some(settle)) => self.add(settle),
+                    // Closed (drain) or lingered long enough: send what we have.
+                    Ok(None) | Err(_) => break,
                 }
-                next = self.receiver.try_recv().ok();
             }
-            // Nothing more is waiting: send what we have rather than hold it.
-            self.spawn_deletes(&mut batches, &permits, &mut deletes)
-                .await;
-            self.spawn_releases(&mut batches, &permits, &mut releases)
-                .await;
-            while batches.try_join_next().is_some() {}
+            self.spawn_deletes().await;
+            self.spawn_releases().await;
+            while let Some(result) = self.batches.try_join_next() {
+                report_panic(result);
+            }
         }
-        while batches.join_next().await.is_some() {}
+        while let Some(result) = self.batches.join_next().await {
+            report_panic(result);
+        }
     }
 
-    async fn spawn_deletes(
-        &self,
-        batches: &mut JoinSet<()>,
-        permits: &Arc<Semaphore>,
-        deletes: &mut Vec<Receipt>,
-    ) {
-        if deletes.is_empty() {
+    fn add(&mut self, settle: Settle) {
+        match settle {
+            Settle::Delete { receipt, guard } => self.deletes.push((receipt, guard)),
+            Settle::Release {
+                receipt,
+                delay,
+                reason,
+            } => {
+                self.queue
+                    .telemetry()
+                    .message_released(&receipt.message_id, reason, delay);
+                self.releases.push((receipt, delay));
+            }
+        }
+    }
+
+    async fn spawn_deletes(&mut self) {
+        if self.deletes.is_empty() {
             return;
         }
-        let batch = std::mem::take(deletes);
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let batch = std::mem::take(&mut self.deletes);
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
         let queue = self.queue.clone();
-        batches.spawn(async move {
-            queue.delete_batch(&batch).await;
+        self.batches.spawn(async move {
+            let (receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) = batch.into_iter().unzip();
+            queue.delete_batch(&receipts).await;
+            drop(guards); // only now may the heartbeat forget these messages
             drop(permit);
         });
     }
 
-    async fn spawn_releases(
-        &self,
-        batches: &mut JoinSet<()>,
-        permits: &Arc<Semaphore>,
-        releases: &mut Vec<(Receipt, Duration)>,
-    ) {
-        if releases.is_empty() {
+    async fn spawn_releases(&mut self) {
+        if self.releases.is_empty() {
             return;
         }
-        let batch = std::mem::take(releases);
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let batch = std::mem::take(&mut self.releases);
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
-        let queue = self.queue.clone();
-        batches.spawn(async move {
+        let (queue, in_flight) = (self.queue.clone(), self.in_flight.clone());
+        self.batches.spawn(async move {
+            // After any extension already on its way, so it cannot undo this release.
+            let _exclusive = in_flight.visibility_lock.lock().await;
             queue
                 .change_visibility_batch(&batch, "ChangeMessageVisibilityBatch")
                 .await;
             drop(permit);
         });
+    }
+}
+
+fn report_panic(result: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = result
+        && err.is_panic()
+    {
+        tracing::error!(error = %err, "a delete or release batch panicked; its messages will be delivered again");
     }
 }

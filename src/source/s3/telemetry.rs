@@ -95,14 +95,16 @@ impl SourceTelemetry {
         self.lag_seconds.record(lag.as_secs_f64());
     }
 
-    pub fn in_flight(&self, delta: f64) {
-        self.in_flight.increment(delta);
+    /// The gauge of messages in flight, moved by [`super::heartbeat::InFlight`].
+    pub fn in_flight_gauge(&self) -> Gauge {
+        self.in_flight.clone()
     }
 
     pub fn messages_deleted(&self, count: usize) {
         self.deleted.increment(count as u64);
     }
 
+    /// `code` must come from a bounded set (see [`crate::aws::bounded_code`]).
     pub fn delete_failed(&self, message_id: &str, code: &str, message: &str) {
         tracing::warn!(source = %self.name, message_id, code, error = message, "SQS message not deleted; it will be delivered again");
         counter!(
@@ -177,13 +179,18 @@ impl SourceTelemetry {
         self.unrecognized.increment(1);
     }
 
-    pub fn malformed(&self, message_id: &str, problem: &Malformed) {
-        tracing::warn!(source = %self.name, message_id, reason = problem.label(), error = %problem, "malformed S3 notification");
-        counter!(
-            "aws_event_adapter_source_malformed_total",
-            &self.labels(("reason", problem.label()))
-        )
-        .increment(1);
+    /// Broken records or bodies of one message: each counted by reason, logged once.
+    pub fn malformed(&self, message_id: &str, problems: &[Malformed]) {
+        if let Some(first) = problems.first() {
+            tracing::warn!(source = %self.name, message_id, count = problems.len(), reason = first.label(), error = %first, "malformed S3 notification");
+        }
+        for problem in problems {
+            counter!(
+                "aws_event_adapter_source_malformed_total",
+                &self.labels(("reason", problem.label()))
+            )
+            .increment(1);
+        }
     }
 
     pub fn sink_retry(&self, event_id: &str, attempt: u32, error: &SendError) {

@@ -13,6 +13,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::health::Health;
 use crate::http::server::{self, Handler, json_error};
+use crate::target::Target;
+use crate::target::ingress::{Ingress, Limits};
+use crate::target::s3::S3Target;
+use crate::target::sqs::SqsTarget;
 
 /// Listener addresses and shutdown timing.
 #[derive(Debug, Clone)]
@@ -20,6 +24,8 @@ pub struct RunOptions {
     pub http_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub shutdown_grace: Duration,
+    /// Limits of the targets' HTTP endpoint.
+    pub limits: Limits,
 }
 
 /// Runs until `shutdown` fires and every component has drained.
@@ -52,12 +58,37 @@ pub async fn run(
         });
     }
 
+    let mut targets = Vec::new();
+    for target in config.sqs_targets {
+        let ready = health.register(&target.metadata.name);
+        targets.push(Target::Sqs(
+            SqsTarget::start(target, ready, shutdown.clone()).await?,
+        ));
+    }
+    for target in config.s3_targets {
+        let ready = health.register(&target.metadata.name);
+        targets.push(Target::S3(
+            S3Target::start(target, ready, shutdown.clone()).await?,
+        ));
+    }
+    let ingress = Arc::new(Ingress::new(targets, options.limits));
+
     let servers_stop = CancellationToken::new();
     let health_for_http = health.clone();
     let http_handler: Handler = Arc::new(move |request| {
-        let answer = health_for_http.handle(&request);
+        let health = health_for_http.clone();
+        let ingress = ingress.clone();
         Box::pin(async move {
-            answer.unwrap_or_else(|| json_error(StatusCode::NOT_FOUND, "no such endpoint"))
+            if let Some(answer) = health.handle(&request) {
+                return answer;
+            }
+            match ingress.handle(request).await {
+                Ok(answer) => answer,
+                Err(request) => json_error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no target at {}", request.uri().path()),
+                ),
+            }
         })
     });
     let metrics_handler: Handler = Arc::new(move |request| {
@@ -68,7 +99,8 @@ pub async fn run(
         };
         Box::pin(async move { answer })
     });
-    let drain = Duration::from_secs(2);
+    // In-flight target requests get the grace period to finish.
+    let drain = options.shutdown_grace;
     let http_server = tokio::spawn(server::serve(
         http_listener,
         http_handler,

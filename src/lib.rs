@@ -17,4 +17,5 @@ pub mod display;
 pub mod http;
 pub mod shutdown;
 pub mod source;
+pub mod target;
 pub mod telemetry;

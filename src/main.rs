@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use aws_event_adapter::app::{self, RunOptions};
 use aws_event_adapter::config::{self, LoadOptions};
+use aws_event_adapter::target::ingress::Limits;
 use aws_event_adapter::telemetry::{LogFormat, init_logging};
 
 /// Exit code for a configuration that cannot be used (sysexits' EX_CONFIG).
@@ -43,6 +44,12 @@ enum Command {
         /// Time allowed to drain on SIGTERM: "30s", "PT30S".
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         shutdown_grace: Duration,
+        /// Largest request body the targets accept (413 beyond).
+        #[arg(long, default_value_t = 4 * 1024 * 1024)]
+        max_request_bytes: usize,
+        /// Target requests processed at once (503 with Retry-After beyond).
+        #[arg(long, default_value_t = 1024)]
+        max_concurrent_requests: usize,
     },
     /// Check manifest files and report every problem; exits non-zero if there is any.
     Validate {
@@ -80,6 +87,8 @@ fn main() -> ExitCode {
             http_addr,
             metrics_addr,
             shutdown_grace,
+            max_request_bytes,
+            max_concurrent_requests,
         } => {
             let config = match load(&files) {
                 Ok(config) => config,
@@ -89,6 +98,10 @@ fn main() -> ExitCode {
                 http_addr,
                 metrics_addr,
                 shutdown_grace,
+                limits: Limits {
+                    max_body_bytes: max_request_bytes,
+                    max_concurrent_requests,
+                },
             };
             block_on(async move {
                 let shutdown = aws_event_adapter::shutdown::on_signal();
@@ -118,7 +131,7 @@ fn load(files: &ConfigFiles) -> Result<config::Config, ExitCode> {
 fn validate(files: &ConfigFiles) -> ExitCode {
     match load(files) {
         Ok(config) => {
-            println!("ok: {} component(s)", config.s3_sources.len());
+            println!("ok: {} component(s)", config.component_count());
             ExitCode::SUCCESS
         }
         Err(code) => code,

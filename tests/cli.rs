@@ -479,7 +479,7 @@ spec:
 }
 
 #[test]
-fn validate_reports_unknown_and_unsupported_kinds() {
+fn validate_reports_an_unknown_kind_and_a_fifo_target_without_a_group() {
     let out = validate(
         r#"apiVersion: sources.triggermesh.io/v1alpha1
 kind: AWSKinesisSource
@@ -490,7 +490,7 @@ apiVersion: targets.triggermesh.io/v1alpha1
 kind: AWSSQSTarget
 metadata: { name: to-queue }
 spec:
-  arn: arn:aws:sqs:us-east-1:123456789012:orders
+  arn: arn:aws:sqs:us-east-1:123456789012:orders.fifo
   discardCloudEventContext: false
   auth: { iam: { roleArn: "arn:aws:iam::123456789012:role/adapter" } }
 "#,
@@ -501,8 +501,66 @@ spec:
         "error: config.yaml: document 1 (AWSKinesisSource \"stream\"): kind: \
          unknown kind \"AWSKinesisSource\": expected AWSS3Source, AWSSQSTarget or AWSS3Target"
     );
-    let target = out.problem("error: config.yaml: document 2 (AWSSQSTarget \"to-queue\"): kind: ");
-    assert!(target.contains("not supported by this version"), "{target}");
+    let group = out.problem(
+        "error: config.yaml: document 2 (AWSSQSTarget \"to-queue\"): spec.messageGroupId: ",
+    );
+    assert!(
+        group.contains("is required") && group.contains("FIFO"),
+        "{group}"
+    );
+}
+
+#[test]
+fn the_reference_example_with_all_three_kinds_loads_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "secrets/aws/AWS_ACCESS_KEY_ID", "AKIAEXAMPLE\n");
+    write(dir.path(), "secrets/aws/AWS_SECRET_ACCESS_KEY", "secret\n");
+    // §1 of the reference, verbatim.
+    write(
+        dir.path(),
+        "config.yaml",
+        r#"apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSS3Source
+metadata: { name: uploads }
+spec:
+  arn: arn:aws:s3:::media-uploads
+  eventTypes: ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+  destination: { sqs: { queueARN: arn:aws:sqs:us-east-1:123456789012:uploads } }  # optional (§5)
+  auth:
+    credentials:
+      accessKeyID: { valueFromSecret: { name: aws, key: AWS_ACCESS_KEY_ID } }
+      secretAccessKey: { valueFromSecret: { name: aws, key: AWS_SECRET_ACCESS_KEY } }
+  sink: { uri: http://broker.default.svc/ }
+---
+apiVersion: targets.triggermesh.io/v1alpha1
+kind: AWSSQSTarget
+metadata: { name: to-queue }
+spec:
+  arn: arn:aws:sqs:us-east-1:123456789012:orders
+  discardCloudEventContext: false
+  auth: { iam: { roleArn: arn:aws:iam::123456789012:role/adapter } }
+---
+apiVersion: targets.triggermesh.io/v1alpha1
+kind: AWSS3Target
+metadata: { name: to-bucket }
+spec:
+  arn: arn:aws:s3:::archive
+  auth: { credentials: { accessKeyID: { value: AKIA... }, secretAccessKey: { value: ... },
+                         assumeIamRole: arn:aws:iam::210987654321:role/cross-account } }
+"#,
+    );
+    let out = run_in(
+        dir.path(),
+        &[
+            "validate",
+            "--config",
+            "config.yaml",
+            "--secrets-dir",
+            "secrets",
+        ],
+    );
+    assert_eq!(out.code, 0, "stderr:\n{}", out.stderr);
+    assert_eq!(out.stdout, "ok: 3 component(s)\n");
 }
 
 #[test]

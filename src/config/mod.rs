@@ -17,19 +17,32 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::source::s3::config::S3SourceConfig;
+use crate::target::s3::config::S3TargetConfig;
+use crate::target::sqs::config::SqsTargetConfig;
 use decode::{Obj, Problem, Problems};
 
 /// Everything the `run` command starts.
 #[derive(Debug, Default)]
 pub struct Config {
     pub s3_sources: Vec<S3SourceConfig>,
-    /// Where each component was defined (same order), for messages.
-    documents: Vec<String>,
+    pub sqs_targets: Vec<SqsTargetConfig>,
+    pub s3_targets: Vec<S3TargetConfig>,
+    /// Each component's name and the document that defined it, for messages.
+    documents: Vec<(String, String)>,
 }
 
 impl Config {
     pub fn is_empty(&self) -> bool {
-        self.s3_sources.is_empty()
+        self.component_count() == 0
+    }
+
+    pub fn component_count(&self) -> usize {
+        self.s3_sources.len() + self.sqs_targets.len() + self.s3_targets.len()
+    }
+
+    /// Number of targets (served over HTTP).
+    pub fn target_count(&self) -> usize {
+        self.sqs_targets.len() + self.s3_targets.len()
     }
 }
 
@@ -69,7 +82,9 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Config, Vec<Prob
                 .collect::<Vec<_>>()
                 .join(", "),
             path: String::new(),
-            message: "no component to run: expected at least one AWSS3Source document".into(),
+            message:
+                "no component to run: expected an AWSS3Source, AWSSQSTarget or AWSS3Target document"
+                    .into(),
         });
     }
     if problems.is_empty() {
@@ -108,10 +123,8 @@ pub fn load_text(
         };
         let label = document_label(file, number, &value);
         let mut doc_problems = Problems::default();
-        let before = config.s3_sources.len();
-        decode_document(&value, options, config, &mut doc_problems);
-        if config.s3_sources.len() > before {
-            config.documents.push(label.clone());
+        if let Some(name) = decode_document(&value, options, config, &mut doc_problems) {
+            config.documents.push((name, label.clone()));
         }
         problems.extend(doc_problems.into_located(&label));
     }
@@ -135,15 +148,14 @@ fn document_label(file: &str, number: usize, value: &Value) -> String {
 const SOURCES_API: &str = "sources.triggermesh.io/v1alpha1";
 const TARGETS_API: &str = "targets.triggermesh.io/v1alpha1";
 
+/// Decodes one document into `config`; returns the component's name when it was added.
 fn decode_document(
     value: &Value,
     options: &LoadOptions,
     config: &mut Config,
     problems: &mut Problems,
-) {
-    let Some(mut doc) = Obj::new(value, "", problems) else {
-        return;
-    };
+) -> Option<String> {
+    let mut doc = Obj::new(value, "", problems)?;
     let kind = doc.require_string("kind", problems);
     let api_version = doc.require_string("apiVersion", problems);
     doc.get("status"); // exported manifests carry it; it is the controller's, not ours.
@@ -157,9 +169,9 @@ fn decode_document(
                     "unknown kind {other:?}: expected AWSS3Source, AWSSQSTarget or AWSS3Target"
                 ),
             );
-            return;
+            return None;
         }
-        None => return,
+        None => return None,
     };
     if let Some(api_version) = &api_version
         && api_version != expected_api
@@ -169,30 +181,32 @@ fn decode_document(
             format!("expected {expected_api:?}, found {api_version:?}"),
         );
     }
-    match kind.as_deref() {
-        Some("AWSS3Source") => {
-            if let Some(source) = S3SourceConfig::decode(&mut doc, options, problems) {
-                config.s3_sources.push(source);
-            }
-        }
-        Some(kind) => {
-            doc.get("metadata");
-            doc.get("spec");
-            problems.add(
-                "kind",
-                format!("{kind} is not supported by this version yet (only AWSS3Source is)"),
-            );
-        }
-        None => {}
-    }
+    let name = match kind.as_deref() {
+        Some("AWSS3Source") => S3SourceConfig::decode(&mut doc, options, problems).map(|c| {
+            let name = c.metadata.name.clone();
+            config.s3_sources.push(c);
+            name
+        }),
+        Some("AWSSQSTarget") => SqsTargetConfig::decode(&mut doc, options, problems).map(|c| {
+            let name = c.metadata.name.clone();
+            config.sqs_targets.push(c);
+            name
+        }),
+        Some("AWSS3Target") => S3TargetConfig::decode(&mut doc, options, problems).map(|c| {
+            let name = c.metadata.name.clone();
+            config.s3_targets.push(c);
+            name
+        }),
+        _ => None,
+    };
     doc.finish(problems);
+    name
 }
 
 /// Names are serving paths and metric labels: two components cannot share one.
 fn check_unique_names(config: &Config, problems: &mut Vec<Problem>) {
     let mut first_seen: HashMap<&str, &str> = HashMap::new();
-    for (source, document) in config.s3_sources.iter().zip(&config.documents) {
-        let name = source.metadata.name.as_str();
+    for (name, document) in &config.documents {
         if let Some(first) = first_seen.insert(name, document) {
             problems.push(Problem {
                 document: document.clone(),

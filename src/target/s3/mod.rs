@@ -1,0 +1,345 @@
+//! The S3 target: CloudEvents → objects in a bucket.
+//!
+//! The object is the event's `data` for type `io.triggermesh.awss3.object.put` or with
+//! `discardCloudEventContext`, otherwise the whole event as structured JSON. The key is the
+//! event's `subject`; without one, a key derived from `type`, `source` and `id`, so a retried
+//! event overwrites its object instead of duplicating it. The context goes along as object
+//! metadata (`x-amz-meta-ce-*`, percent-encoded like `ce-` headers).
+
+pub mod config;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{Region, SdkConfig};
+use bytes::Bytes;
+use cloudevents::{AttributesReader, Data, Event};
+use futures::future::join_all;
+use http::StatusCode;
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outcome, TargetError};
+use crate::aws::credentials::{self, Refreshing};
+use crate::aws::{error_label, with_fresh_credentials};
+use crate::cloudevents::encode_header_value;
+use crate::http::health::ReadyFlag;
+use crate::telemetry::Component;
+use config::{COMPONENT, S3TargetConfig};
+
+/// The event type whose `data` is the object, as TriggerMesh defined it.
+pub const OBJECT_PUT_TYPE: &str = "io.triggermesh.awss3.object.put";
+
+pub struct S3Target {
+    config: S3TargetConfig,
+    credentials: Refreshing,
+    /// Configuration in the default region, for `GetBucketLocation`.
+    sdk: SdkConfig,
+    /// A client in the bucket's region, once known.
+    client: RwLock<Option<aws_sdk_s3::Client>>,
+}
+
+impl S3Target {
+    /// Builds the target; readiness is raised once the bucket's region is known (retried in
+    /// the background until then).
+    pub async fn start(
+        config: S3TargetConfig,
+        ready: ReadyFlag,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<S3Target>, String> {
+        let component = Component {
+            kind: COMPONENT,
+            name: config.metadata.name.clone(),
+            namespace: config.metadata.namespace.clone(),
+        };
+        // Buckets are global; their region is asked for from the default region.
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|_| "us-east-1".to_string());
+        let credentials = credentials::for_component(&component, &config.auth, &region).await?;
+        let _ = credentials.refresh_now().await;
+        tokio::spawn(credentials.clone().run(shutdown.clone()));
+        let sdk = crate::aws::sdk_config(&region, &credentials).await;
+        let target = Arc::new(S3Target {
+            config,
+            credentials,
+            sdk,
+            client: RwLock::new(None),
+        });
+        tokio::spawn(become_ready(target.clone(), ready, shutdown));
+        Ok(target)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.metadata.name
+    }
+
+    pub fn arn(&self) -> String {
+        self.config.bucket.to_string()
+    }
+
+    fn s3_client(&self, region: Option<&str>) -> aws_sdk_s3::Client {
+        let mut builder = aws_sdk_s3::config::Builder::from(&self.sdk).timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        );
+        if let Some(region) = region {
+            builder = builder.region(Region::new(region.to_string()));
+        }
+        // S3-compatible endpoints (set with AWS_ENDPOINT_URL[_S3]) rarely serve
+        // virtual-hosted buckets: address them by path.
+        if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        {
+            builder = builder.force_path_style(true);
+        }
+        aws_sdk_s3::Client::from_conf(builder.build())
+    }
+
+    /// A client in the bucket's region (from `GetBucketLocation`: none → us-east-1,
+    /// `EU` → eu-west-1).
+    async fn client(&self) -> Result<aws_sdk_s3::Client, TargetError> {
+        if let Some(client) = self.client.read().await.clone() {
+            return Ok(client);
+        }
+        let probe = self.s3_client(None);
+        let bucket = &self.config.bucket.bucket;
+        let result = with_fresh_credentials(&self.credentials, || {
+            probe.get_bucket_location().bucket(bucket).send()
+        })
+        .await;
+        match result {
+            Ok(output) => {
+                let region = match output.location_constraint.as_ref().map(|c| c.as_str()) {
+                    None | Some("") => "us-east-1".to_string(),
+                    Some("EU") => "eu-west-1".to_string(),
+                    Some(other) => other.to_string(),
+                };
+                let client = self.s3_client(Some(&region));
+                *self.client.write().await = Some(client.clone());
+                Ok(client)
+            }
+            Err(err) => {
+                record_aws_error(self.name(), "GetBucketLocation", &error_label(&err));
+                Err(TargetError::from_aws("GetBucketLocation", &err))
+            }
+        }
+    }
+
+    pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
+        join_all(events.iter().map(|event| self.put(event))).await
+    }
+
+    async fn put(&self, event: &Event) -> Outcome {
+        let client = self.client().await?;
+        let object = to_object(&self.config, event)?;
+        let bucket = &self.config.bucket.bucket;
+        let result = with_fresh_credentials(&self.credentials, || {
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(&object.key)
+                .content_type(&object.content_type)
+                .set_metadata(Some(object.metadata.clone()))
+                .body(object.body.clone().into())
+                .send()
+        })
+        .await;
+        match result {
+            Ok(output) => Ok(serde_json::json!({
+                "bucket": bucket,
+                "key": object.key,
+                "etag": output.e_tag,
+                "versionId": output.version_id,
+            })),
+            Err(err) => {
+                record_aws_error(self.name(), "PutObject", &error_label(&err));
+                Err(TargetError::from_aws("PutObject", &err))
+            }
+        }
+    }
+}
+
+fn record_aws_error(name: &str, operation: &'static str, code: &str) {
+    metrics::counter!(
+        "aws_event_adapter_aws_errors_total",
+        "component" => COMPONENT,
+        "name" => name.to_string(),
+        "operation" => operation,
+        "code" => code.to_string()
+    )
+    .increment(1);
+}
+
+async fn become_ready(target: Arc<S3Target>, ready: ReadyFlag, shutdown: CancellationToken) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match target.client().await {
+            Ok(_) => {
+                tracing::info!(target_name = %target.name(), bucket = %target.config.bucket.bucket, "writing to the bucket");
+                ready.set(true);
+                return;
+            }
+            Err(err) => tracing::warn!(
+                target_name = %target.name(),
+                code = err.code.as_deref().unwrap_or(""),
+                error = %err.message,
+                "bucket not reachable yet; retrying"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            () = shutdown.cancelled() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// What is written for one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub key: String,
+    pub body: Bytes,
+    pub content_type: String,
+    pub metadata: HashMap<String, String>,
+}
+
+/// The object for an event (§3 of the reference).
+pub fn to_object(config: &S3TargetConfig, event: &Event) -> Result<Object, TargetError> {
+    let data_only = config.discard_context || event.ty() == OBJECT_PUT_TYPE;
+    let (body, content_type) = if data_only {
+        let body = match event.data() {
+            None => Bytes::new(),
+            Some(Data::Binary(bytes)) => Bytes::from(bytes.clone()),
+            Some(Data::String(text)) => Bytes::from(text.clone()),
+            Some(Data::Json(json)) => Bytes::from(json.to_string()),
+        };
+        let content_type =
+            event
+                .datacontenttype()
+                .map(str::to_string)
+                .unwrap_or_else(|| match event.data() {
+                    Some(Data::Json(_)) => "application/json".to_string(),
+                    Some(Data::String(_)) => "text/plain".to_string(),
+                    _ => "application/octet-stream".to_string(),
+                });
+        (body, content_type)
+    } else {
+        let body = serde_json::to_vec(event).map_err(|err| {
+            TargetError::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot encode the event: {err}"),
+            )
+        })?;
+        (
+            Bytes::from(body),
+            "application/cloudevents+json".to_string(),
+        )
+    };
+    let key = match event.subject() {
+        Some(subject) if !subject.is_empty() => subject.to_string(),
+        _ => derived_key(event),
+    };
+    if key.len() > 1024 {
+        return Err(TargetError::new(
+            StatusCode::BAD_REQUEST,
+            "the subject is longer than S3's 1024-byte key limit",
+        ));
+    }
+    let metadata = event
+        .iter_attributes()
+        .map(|(name, value)| (format!("ce-{name}"), value.to_string()))
+        .chain(
+            event
+                .iter_extensions()
+                .map(|(name, value)| (format!("ce-{name}"), value.to_string())),
+        )
+        // Metadata travels in HTTP headers: percent-encoded like ce- headers.
+        .map(|(name, value)| {
+            let value = encode_header_value(&value)
+                .to_str()
+                .unwrap_or_default()
+                .to_string();
+            (name, value)
+        })
+        .collect();
+    Ok(Object {
+        key,
+        body,
+        content_type,
+        metadata,
+    })
+}
+
+/// `<type>/<hash of source and id>`: the same event always lands on the same key.
+pub fn derived_key(event: &Event) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(event.source().as_bytes());
+    hasher.update([0]);
+    hasher.update(event.id().as_bytes());
+    let hash = hex::encode(hasher.finalize());
+    format!("{}/{}", event.ty(), &hash[..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::auth::Auth;
+    use crate::config::common::Metadata;
+    use cloudevents::{EventBuilder, EventBuilderV10};
+
+    fn config(discard: bool) -> S3TargetConfig {
+        S3TargetConfig {
+            metadata: Metadata {
+                name: "b".into(),
+                namespace: None,
+            },
+            bucket: "arn:aws:s3:::archive".parse().unwrap(),
+            discard_context: discard,
+            auth: Auth::default(),
+        }
+    }
+
+    fn event(ty: &str, subject: Option<&str>) -> Event {
+        let mut builder = EventBuilderV10::new()
+            .id("1")
+            .source("https://example.com/a b")
+            .ty(ty)
+            .data("text/csv", "a,b\n1,2\n");
+        if let Some(subject) = subject {
+            builder = builder.subject(subject);
+        }
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn object_put_events_write_their_data_under_the_subject() {
+        let object = to_object(
+            &config(false),
+            &event(OBJECT_PUT_TYPE, Some("dir/report é.csv")),
+        )
+        .unwrap();
+        assert_eq!(object.key, "dir/report é.csv");
+        assert_eq!(&object.body[..], b"a,b\n1,2\n");
+        assert_eq!(object.content_type, "text/csv");
+        assert_eq!(object.metadata["ce-id"], "1");
+        assert_eq!(object.metadata["ce-source"], "https://example.com/a%20b");
+    }
+
+    #[test]
+    fn other_events_are_written_whole_under_a_deterministic_key() {
+        let a = to_object(&config(false), &event("order.created", None)).unwrap();
+        let b = to_object(&config(false), &event("order.created", None)).unwrap();
+        assert_eq!(a.key, b.key, "a retried event overwrites its object");
+        assert!(a.key.starts_with("order.created/"), "{}", a.key);
+        assert_eq!(a.content_type, "application/cloudevents+json");
+        let whole: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(whole["type"], "order.created");
+        let data_only = to_object(&config(true), &event("order.created", None)).unwrap();
+        assert_eq!(&data_only.body[..], b"a,b\n1,2\n");
+    }
+}

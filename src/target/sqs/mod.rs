@@ -1,0 +1,418 @@
+//! The SQS target: CloudEvents → messages in a queue.
+//!
+//! The message body is the whole event in structured JSON, or only `data` with
+//! `discardCloudEventContext` (the context then travels in message attributes). FIFO queues get
+//! the configured group id and a deduplication id derived from the event's `source` and `id`, so
+//! an event posted twice within SQS's five-minute window is stored once. Entries from all
+//! requests are coalesced into `SendMessageBatch` calls by [`batch::Batcher`].
+
+pub mod batch;
+pub mod config;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use cloudevents::{AttributesReader, Data, Event};
+use futures::future::join_all;
+use http::StatusCode;
+use sha2::{Digest, Sha256};
+use tokio::sync::{RwLock, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{Outcome, TargetError};
+use crate::aws::credentials::{self, Refreshing};
+use crate::aws::{error_label, error_message, with_fresh_credentials};
+use crate::http::health::ReadyFlag;
+use crate::telemetry::Component;
+use batch::{Batcher, Pending};
+use config::{COMPONENT, SqsTargetConfig};
+
+/// Used until the queue's `MaximumMessageSize` is known (and when reading it is not allowed).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// SQS allows at most ten message attributes.
+const MAX_ATTRIBUTES: usize = 10;
+
+/// One message to send.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub body: String,
+    pub attributes: Vec<(String, String)>,
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
+}
+
+impl Message {
+    /// Size as SQS counts it: body plus attribute names, types and values.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>()
+    }
+
+    pub fn attribute_values(&self) -> Option<HashMap<String, MessageAttributeValue>> {
+        if self.attributes.is_empty() {
+            return None;
+        }
+        Some(
+            self.attributes
+                .iter()
+                .filter_map(|(name, value)| {
+                    MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(value)
+                        .build()
+                        .ok()
+                        .map(|v| (name.clone(), v))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The queue as the target uses it; shared with the batcher.
+pub struct Queue {
+    pub client: aws_sdk_sqs::Client,
+    pub credentials: Refreshing,
+    pub config: SqsTargetConfig,
+    url: RwLock<Option<String>>,
+    pub max_message_bytes: AtomicUsize,
+}
+
+impl Queue {
+    /// The queue URL, resolved with `GetQueueUrl` on first need.
+    pub async fn url(&self) -> Result<String, TargetError> {
+        if let Some(url) = self.url.read().await.clone() {
+            return Ok(url);
+        }
+        let arn = &self.config.queue;
+        let result = with_fresh_credentials(&self.credentials, || {
+            self.client
+                .get_queue_url()
+                .queue_name(&arn.name)
+                .queue_owner_aws_account_id(&arn.account)
+                .send()
+        })
+        .await;
+        match result {
+            Ok(output) => {
+                let url = output.queue_url.unwrap_or_default();
+                *self.url.write().await = Some(url.clone());
+                Ok(url)
+            }
+            Err(err) => {
+                record_aws_error(
+                    &self.config.metadata.name,
+                    "GetQueueUrl",
+                    &error_label(&err),
+                );
+                Err(TargetError::from_aws("GetQueueUrl", &err))
+            }
+        }
+    }
+
+    /// Reads `MaximumMessageSize`; keeps the default when not permitted.
+    async fn read_max_size(&self, url: &str) {
+        let result = with_fresh_credentials(&self.credentials, || {
+            self.client
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::MaximumMessageSize)
+                .send()
+        })
+        .await;
+        match result {
+            Ok(output) => {
+                if let Some(size) = output
+                    .attributes
+                    .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize).cloned())
+                    .and_then(|v| v.parse::<usize>().ok())
+                {
+                    self.max_message_bytes.store(size, Ordering::Relaxed);
+                }
+            }
+            Err(err) => tracing::info!(
+                target_name = %self.config.metadata.name,
+                error = %error_message(&err),
+                "cannot read the queue's MaximumMessageSize (sqs:GetQueueAttributes); assuming 256 KiB"
+            ),
+        }
+    }
+}
+
+pub(crate) fn record_aws_error(name: &str, operation: &'static str, code: &str) {
+    metrics::counter!(
+        "aws_event_adapter_aws_errors_total",
+        "component" => COMPONENT,
+        "name" => name.to_string(),
+        "operation" => operation,
+        "code" => code.to_string()
+    )
+    .increment(1);
+}
+
+pub struct SqsTarget {
+    queue: Arc<Queue>,
+    batcher: mpsc::Sender<Pending>,
+}
+
+impl SqsTarget {
+    /// Builds the target and starts its batcher; readiness is raised once the queue URL is
+    /// known (retried in the background until then).
+    pub async fn start(
+        config: SqsTargetConfig,
+        ready: ReadyFlag,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<SqsTarget>, String> {
+        let component = Component {
+            kind: COMPONENT,
+            name: config.metadata.name.clone(),
+            namespace: config.metadata.namespace.clone(),
+        };
+        let credentials =
+            credentials::for_component(&component, &config.auth, &config.queue.region).await?;
+        let _ = credentials.refresh_now().await;
+        tokio::spawn(credentials.clone().run(shutdown.clone()));
+        let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
+        let client = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(5))
+                        .operation_attempt_timeout(Duration::from_secs(10))
+                        .build(),
+                )
+                .build(),
+        );
+        let queue = Arc::new(Queue {
+            client,
+            credentials,
+            config,
+            url: RwLock::new(None),
+            max_message_bytes: AtomicUsize::new(DEFAULT_MAX_MESSAGE_BYTES),
+        });
+        let (batcher, receiver) = mpsc::channel(4096);
+        tokio::spawn(Batcher::new(queue.clone(), receiver).run());
+        tokio::spawn(become_ready(queue.clone(), ready, shutdown));
+        Ok(Arc::new(SqsTarget { queue, batcher }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.queue.config.metadata.name
+    }
+
+    pub fn arn(&self) -> String {
+        self.queue.config.queue.to_string()
+    }
+
+    /// Sends every event as one message; the batcher groups them with other requests'.
+    pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
+        let sends = events.into_iter().map(|event| async move {
+            let message = to_message(&self.queue.config, &event)?;
+            let limit = self.queue.max_message_bytes.load(Ordering::Relaxed);
+            if message.size() > limit {
+                return Err(TargetError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the message would be {} bytes; the queue takes at most {limit}",
+                        message.size()
+                    ),
+                ));
+            }
+            let (reply, answer) = oneshot::channel();
+            self.batcher
+                .send(Pending { message, reply })
+                .await
+                .map_err(|_| TargetError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+            answer.await.unwrap_or_else(|_| {
+                Err(TargetError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting down",
+                ))
+            })
+        });
+        join_all(sends).await
+    }
+}
+
+/// Resolves the URL (and the size limit) until it works, then raises readiness.
+async fn become_ready(queue: Arc<Queue>, ready: ReadyFlag, shutdown: CancellationToken) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        match queue.url().await {
+            Ok(url) => {
+                queue.read_max_size(&url).await;
+                tracing::info!(target_name = %queue.config.metadata.name, queue_url = %url, "sending to the queue");
+                ready.set(true);
+                return;
+            }
+            Err(err) => tracing::warn!(
+                target_name = %queue.config.metadata.name,
+                code = err.code.as_deref().unwrap_or(""),
+                error = %err.message,
+                "queue not reachable yet; retrying"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            () = shutdown.cancelled() => return,
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The SQS message for an event (§3 of the reference).
+pub fn to_message(config: &SqsTargetConfig, event: &Event) -> Result<Message, TargetError> {
+    let (body, attributes) = if config.discard_context {
+        (data_as_text(event)?, context_attributes(event))
+    } else {
+        let body = serde_json::to_string(event).map_err(|err| {
+            TargetError::new(
+                StatusCode::BAD_REQUEST,
+                format!("cannot encode the event: {err}"),
+            )
+        })?;
+        (body, Vec::new())
+    };
+    if body.is_empty() {
+        return Err(TargetError::new(
+            StatusCode::BAD_REQUEST,
+            "the event has no data, and SQS messages cannot be empty",
+        ));
+    }
+    let fifo = config.queue.is_fifo();
+    Ok(Message {
+        body,
+        attributes,
+        group_id: config.message_group_id.clone().filter(|_| fifo),
+        deduplication_id: fifo.then(|| deduplication_id(event)),
+    })
+}
+
+/// Same `source` and `id` — the same event, per the CloudEvents spec — same id.
+pub fn deduplication_id(event: &Event) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(event.source().as_bytes());
+    hasher.update([0]);
+    hasher.update(event.id().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn data_as_text(event: &Event) -> Result<String, TargetError> {
+    match event.data() {
+        None => Ok(String::new()),
+        Some(Data::String(text)) => Ok(text.clone()),
+        Some(Data::Json(json)) => Ok(json.to_string()),
+        Some(Data::Binary(bytes)) => String::from_utf8(bytes.clone()).map_err(|_| {
+            TargetError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "binary data that is not UTF-8 text cannot be an SQS message body; send it without discardCloudEventContext",
+            )
+        }),
+    }
+}
+
+/// The event's context as message attributes `ce-<name>` (and `content-type`), at most ten.
+fn context_attributes(event: &Event) -> Vec<(String, String)> {
+    let mut attributes: Vec<(String, String)> = event
+        .iter_attributes()
+        .filter(|(name, _)| *name != "datacontenttype")
+        .map(|(name, value)| (format!("ce-{name}"), value.to_string()))
+        .collect();
+    if let Some(content_type) = event.datacontenttype() {
+        attributes.push(("content-type".into(), content_type.to_string()));
+    }
+    attributes.extend(
+        event
+            .iter_extensions()
+            .map(|(name, value)| (format!("ce-{name}"), value.to_string())),
+    );
+    attributes.truncate(MAX_ATTRIBUTES);
+    attributes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::auth::Auth;
+    use crate::config::common::Metadata;
+    use cloudevents::{EventBuilder, EventBuilderV10};
+
+    fn config(queue: &str, discard: bool, group: Option<&str>) -> SqsTargetConfig {
+        SqsTargetConfig {
+            metadata: Metadata {
+                name: "q".into(),
+                namespace: None,
+            },
+            queue: format!("arn:aws:sqs:us-east-1:123456789012:{queue}")
+                .parse()
+                .unwrap(),
+            discard_context: discard,
+            message_group_id: group.map(str::to_string),
+            auth: Auth::default(),
+        }
+    }
+
+    fn event(id: &str) -> Event {
+        EventBuilderV10::new()
+            .id(id)
+            .source("https://example.com/orders")
+            .ty("order.created")
+            .subject("o-1")
+            .data("application/json", serde_json::json!({"total": 3}))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn structured_body_by_default() {
+        let message = to_message(&config("orders", false, None), &event("1")).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&message.body).unwrap();
+        assert_eq!(body["id"], "1");
+        assert_eq!(body["data"]["total"], 3);
+        assert!(message.attributes.is_empty());
+        assert_eq!(message.group_id, None);
+        assert_eq!(message.deduplication_id, None);
+    }
+
+    #[test]
+    fn data_only_keeps_the_context_in_attributes() {
+        let message = to_message(&config("orders", true, None), &event("1")).unwrap();
+        assert_eq!(message.body, r#"{"total":3}"#);
+        let attributes: HashMap<_, _> = message.attributes.iter().cloned().collect();
+        assert_eq!(attributes["ce-id"], "1");
+        assert_eq!(attributes["ce-type"], "order.created");
+        assert_eq!(attributes["ce-subject"], "o-1");
+        assert_eq!(attributes["content-type"], "application/json");
+        assert!(message.attributes.len() <= 10);
+    }
+
+    #[test]
+    fn fifo_messages_carry_group_and_stable_dedup_id() {
+        let config = config("orders.fifo", false, Some("g"));
+        let a = to_message(&config, &event("1")).unwrap();
+        let b = to_message(&config, &event("1")).unwrap();
+        let c = to_message(&config, &event("2")).unwrap();
+        assert_eq!(a.group_id.as_deref(), Some("g"));
+        assert_eq!(a.deduplication_id, b.deduplication_id);
+        assert_ne!(a.deduplication_id, c.deduplication_id);
+        assert!(a.deduplication_id.unwrap().len() <= 128);
+    }
+
+    #[test]
+    fn an_event_without_data_cannot_be_a_data_only_message() {
+        let event = EventBuilderV10::new()
+            .id("1")
+            .source("s")
+            .ty("t")
+            .build()
+            .unwrap();
+        let err = to_message(&config("orders", true, None), &event).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    }
+}

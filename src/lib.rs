@@ -15,6 +15,7 @@ pub mod cloudevents;
 pub mod config;
 pub mod display;
 pub mod http;
+pub mod provisioning;
 pub mod shutdown;
 pub mod source;
 pub mod target;

@@ -56,6 +56,16 @@ enum Command {
         #[command(flatten)]
         files: ConfigFiles,
     },
+    /// Create the queue and bucket notification of every AWSS3Source without a destination.
+    Provision {
+        #[command(flatten)]
+        files: ConfigFiles,
+    },
+    /// Remove what `provision` created: the notification entry, then the queue we own.
+    Deprovision {
+        #[command(flatten)]
+        files: ConfigFiles,
+    },
     /// A CloudEvents sink that prints every event it receives.
     Display {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -108,6 +118,14 @@ fn main() -> ExitCode {
                 app::run(config, options, shutdown).await
             })
         }
+        Command::Provision { files } => match load(&files) {
+            Ok(config) => block_on(aws_event_adapter::provisioning::provision_all(config)),
+            Err(code) => code,
+        },
+        Command::Deprovision { files } => match load(&files) {
+            Ok(config) => block_on(aws_event_adapter::provisioning::deprovision_all(config)),
+            Err(code) => code,
+        },
         Command::Display { addr } => block_on(async move {
             let shutdown = aws_event_adapter::shutdown::on_signal();
             aws_event_adapter::display::run(addr, shutdown).await

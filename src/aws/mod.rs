@@ -3,6 +3,7 @@
 
 pub mod arn;
 pub mod credentials;
+pub mod s3;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -22,6 +23,14 @@ pub async fn sdk_config(region: &str, credentials: &Refreshing) -> SdkConfig {
         .credentials_provider(credentials.clone())
         .load()
         .await
+}
+
+/// The region for calls that have no resource region of their own (e.g. `GetBucketLocation`,
+/// STS): `AWS_REGION`, else `AWS_DEFAULT_REGION`, else us-east-1.
+pub fn default_region() -> String {
+    std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|_| "us-east-1".to_string())
 }
 
 /// Whether AWS refused the call because the credentials expired or are unknown: worth one

@@ -5,7 +5,7 @@
 //! spec:
 //!   arn: arn:aws:s3:::media-uploads                      # required: the bucket
 //!   eventTypes: ["s3:ObjectCreated:*"]                   # optional: default, every event
-//!   destination: { sqs: { queueARN: arn:aws:sqs:... } }  # the queue S3 notifies
+//!   destination: { sqs: { queueARN: arn:aws:sqs:... } }  # optional: provisioned when absent
 //!   auth: { credentials: {...} }                         # optional: default chain otherwise
 //!   sink: { uri: http://broker/ }                        # required
 //!   delivery:                                            # optional, Knative's shape
@@ -78,7 +78,9 @@ pub struct S3SourceConfig {
     pub bucket: BucketArn,
     /// `spec.eventTypes`; empty means every event.
     pub event_types: Vec<String>,
-    pub queue: QueueArn,
+    /// The queue S3 notifies; `None`: created and wired on the user's behalf (see
+    /// [`super::provision`]).
+    pub queue: Option<QueueArn>,
     pub auth: Auth,
     pub sink: Uri,
     pub delivery: Delivery,
@@ -155,13 +157,15 @@ impl S3SourceConfig {
     }
 }
 
-fn decode_destination(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<QueueArn> {
+/// `destination.sqs.queueARN`: `Some(Some(arn))` for an existing queue, `Some(None)` when
+/// absent (the queue is provisioned), `None` when broken (already reported).
+fn decode_destination(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<Option<QueueArn>> {
     let Some(mut destination) = spec.obj("destination", problems) else {
-        problems.add(
-            &spec.path_of("destination.sqs.queueARN"),
-            "is required: this version does not create queues on your behalf yet",
-        );
-        return None;
+        return if spec.has("destination") {
+            None
+        } else {
+            Some(None)
+        };
     };
     let sqs = destination.require_obj("sqs", problems);
     destination.finish(problems);
@@ -173,12 +177,12 @@ fn decode_destination(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<Que
         arn.parse::<QueueArn>()
             .map_err(|message| problems.add(&path, message))
             .ok()
-    });
-    if queue.as_ref().is_some_and(QueueArn::is_fifo) {
+    })?;
+    if queue.is_fifo() {
         // S3 cannot notify FIFO queues.
         problems.add(&path, "S3 event notifications cannot target a FIFO queue");
     }
-    queue
+    Some(Some(queue))
 }
 
 fn decode_receive(spec: &mut Obj<'_>, problems: &mut Problems) -> Receive {

@@ -19,6 +19,7 @@ pub mod config;
 pub mod heartbeat;
 pub mod notification;
 pub mod process;
+pub mod provision;
 pub mod queue;
 pub mod settle;
 pub mod telemetry;
@@ -32,6 +33,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::aws::arn::QueueArn;
 use crate::aws::credentials;
 use crate::aws::{error_label, error_message, with_fresh_credentials};
 use crate::http::health::ReadyFlag;
@@ -59,8 +61,12 @@ pub async fn run(
         name: name.clone(),
         namespace: config.metadata.namespace.clone(),
     };
-    let credentials =
-        credentials::for_component(&component, &config.auth, &config.queue.region).await?;
+    // Credentials in the queue's region (or the default region until the queue is known).
+    let region = config
+        .queue
+        .as_ref()
+        .map_or_else(crate::aws::default_region, |q| q.region.clone());
+    let credentials = credentials::for_component(&component, &config.auth, &region).await?;
     let telemetry = Arc::new(SourceTelemetry::new(&name, credentials.mode()));
     // The first credentials before the first call (a failure is logged and retried by the
     // background refresh), then refreshed in the background for as long as the source runs.
@@ -68,7 +74,14 @@ pub async fn run(
     let stop_credentials = CancellationToken::new();
     let _stop_credentials_on_return = stop_credentials.clone().drop_guard();
     tokio::spawn(credentials.clone().run(stop_credentials));
-    let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
+    let queue_arn = match config.queue.clone() {
+        Some(arn) => arn,
+        None => match provision_until_done(&config, &credentials, &shutdown).await {
+            Some(arn) => arn,
+            None => return Ok(()), // shut down first
+        },
+    };
+    let sdk = crate::aws::sdk_config(&queue_arn.region, &credentials).await;
     let client = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&sdk)
             .timeout_config(sqs_timeouts(&config.receive))
@@ -77,7 +90,7 @@ pub async fn run(
     let resolved = Queue::resolve(
         client,
         credentials,
-        &config.queue,
+        &queue_arn,
         telemetry.clone(),
         &shutdown,
     );
@@ -102,6 +115,7 @@ pub async fn run(
     });
     let ctx = Arc::new(Context {
         sink: SinkClient::new(config.delivery.clone()),
+        queue_arn,
         config,
         telemetry: telemetry.clone(),
         settle,
@@ -154,6 +168,41 @@ pub async fn run(
     }
     tracing::info!(source = %name, took_ms = started.elapsed().as_millis() as u64, "source drained");
     Ok(())
+}
+
+/// Creates the source's queue and notification (no `destination`), retrying with backoff until
+/// it works or `shutdown` fires (`None`).
+async fn provision_until_done(
+    config: &S3SourceConfig,
+    credentials: &credentials::Refreshing,
+    shutdown: &CancellationToken,
+) -> Option<QueueArn> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let attempt = provision::provision(config, credentials);
+        let result = tokio::select! {
+            result = attempt => result,
+            () = shutdown.cancelled() => return None,
+        };
+        match result {
+            Ok(provisioned) => {
+                for change in &provisioned.changes {
+                    tracing::info!(source = %config.metadata.name, change, "provisioned");
+                }
+                return Some(provisioned.queue);
+            }
+            Err(err) => tracing::error!(
+                source = %config.metadata.name,
+                error = %err,
+                "cannot create the queue and bucket notification; retrying"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            () = shutdown.cancelled() => return None,
+        }
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
 }
 
 /// Bounds on every SQS call, so that no call (and so no shutdown) can hang: a long poll may

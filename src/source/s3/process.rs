@@ -23,12 +23,15 @@ use super::notification::{
 use super::queue::Receipt;
 use super::settle::{Settle, SettleSender};
 use super::telemetry::SourceTelemetry;
+use crate::aws::arn::QueueArn;
 use crate::cloudevents::OutEvent;
 use crate::http::sink::{SendError, SinkClient};
 
 /// Everything a message task needs, shared by all of them.
 pub struct Context {
     pub config: S3SourceConfig,
+    /// The queue consumed: the configured one, or the one provisioned for this source.
+    pub queue_arn: QueueArn,
     pub sink: SinkClient,
     pub telemetry: Arc<SourceTelemetry>,
     pub settle: SettleSender,
@@ -166,7 +169,7 @@ async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> O
                 // Neither forwarded nor dropped: dead-lettered whole, or left for the redrive.
                 return dead_letter(ctx, message, Vec::new(), Vec::new()).await;
             }
-            (vec![sqs_message_event(config, message)], Vec::new())
+            (vec![sqs_message_event(&ctx.queue_arn, message)], Vec::new())
         }
         Body::Malformed(problem) => (Vec::new(), vec![problem]),
     };
@@ -249,7 +252,7 @@ async fn dead_letter(
         .collect();
     if letters.is_empty() || !broken.is_empty() {
         // The message itself could not be understood: dead-letter it whole.
-        let mut event = sqs_message_event(&ctx.config, message);
+        let mut event = sqs_message_event(&ctx.queue_arn, message);
         event
             .extensions
             .push(("adaptererror", dead_letter_reason(&broken)));
@@ -343,7 +346,7 @@ fn test_event(config: &S3SourceConfig, test: TestEvent) -> OutEvent {
 
 /// A body that is not an S3 notification, as TriggerMesh forwarded it: type
 /// `com.amazon.sqs.message`, source the queue ARN, id the SQS MessageId.
-fn sqs_message_event(config: &S3SourceConfig, message: &Message) -> OutEvent {
+fn sqs_message_event(queue: &QueueArn, message: &Message) -> OutEvent {
     let body = message.body.clone().unwrap_or_default();
     let is_json = serde_json::from_str::<&serde_json::value::RawValue>(&body).is_ok();
     let time = system_attribute(message, MessageSystemAttributeName::SentTimestamp)
@@ -351,7 +354,7 @@ fn sqs_message_event(config: &S3SourceConfig, message: &Message) -> OutEvent {
         .and_then(DateTime::<Utc>::from_timestamp_millis);
     OutEvent {
         id: message.message_id.clone().unwrap_or_default(),
-        source: config.queue.to_string(),
+        source: queue.to_string(),
         ty: "com.amazon.sqs.message".into(),
         subject: None,
         time,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use bytes::Bytes;
 use cloudevents::{AttributesReader, Data, Event};
 use futures::future::join_all;
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, TargetError};
 use crate::aws::credentials::{self, Refreshing};
-use crate::aws::{error_label, with_fresh_credentials};
+use crate::aws::{error_label, s3, with_fresh_credentials};
 use crate::cloudevents::encode_header_value;
 use crate::http::health::ReadyFlag;
 use crate::telemetry::Component;
@@ -55,9 +55,7 @@ impl S3Target {
             namespace: config.metadata.namespace.clone(),
         };
         // Buckets are global; their region is asked for from the default region.
-        let region = std::env::var("AWS_REGION")
-            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|_| "us-east-1".to_string());
+        let region = crate::aws::default_region();
         let credentials = credentials::for_component(&component, &config.auth, &region).await?;
         let _ = credentials.refresh_now().await;
         tokio::spawn(credentials.clone().run(shutdown.clone()));
@@ -80,46 +78,15 @@ impl S3Target {
         self.config.bucket.to_string()
     }
 
-    fn s3_client(&self, region: Option<&str>) -> aws_sdk_s3::Client {
-        let mut builder = aws_sdk_s3::config::Builder::from(&self.sdk).timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .build(),
-        );
-        if let Some(region) = region {
-            builder = builder.region(Region::new(region.to_string()));
-        }
-        // S3-compatible endpoints (set with AWS_ENDPOINT_URL[_S3]) rarely serve
-        // virtual-hosted buckets: address them by path.
-        if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
-        {
-            builder = builder.force_path_style(true);
-        }
-        aws_sdk_s3::Client::from_conf(builder.build())
-    }
-
-    /// A client in the bucket's region (from `GetBucketLocation`: none → us-east-1,
-    /// `EU` → eu-west-1).
+    /// A client in the bucket's region, once that is known.
     async fn client(&self) -> Result<aws_sdk_s3::Client, TargetError> {
         if let Some(client) = self.client.read().await.clone() {
             return Ok(client);
         }
-        let probe = self.s3_client(None);
-        let bucket = &self.config.bucket.bucket;
-        let result = with_fresh_credentials(&self.credentials, || {
-            probe.get_bucket_location().bucket(bucket).send()
-        })
-        .await;
-        match result {
-            Ok(output) => {
-                let region = match output.location_constraint.as_ref().map(|c| c.as_str()) {
-                    None | Some("") => "us-east-1".to_string(),
-                    Some("EU") => "eu-west-1".to_string(),
-                    Some(other) => other.to_string(),
-                };
-                let client = self.s3_client(Some(&region));
+        let probe = s3::client(&self.sdk, None);
+        match s3::bucket_region(&probe, &self.credentials, &self.config.bucket.bucket).await {
+            Ok(region) => {
+                let client = s3::client(&self.sdk, Some(&region));
                 *self.client.write().await = Some(client.clone());
                 Ok(client)
             }

@@ -32,15 +32,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the components of one or more manifest files.
+    /// Without --config: TriggerMesh's environment-variable mode (K_COMPONENT, ARN, K_SINK...).
     Run {
-        #[command(flatten)]
-        files: ConfigFiles,
-        /// Address of health and readiness (and, later, the targets).
+        /// A YAML file of manifests (AWSS3Source, AWSSQSTarget, AWSS3Target); may be repeated.
+        #[arg(long = "config")]
+        config: Vec<PathBuf>,
+        /// Where `valueFromSecret` files are mounted: <dir>/<secret name>/<key>.
+        #[arg(long, default_value = "/var/run/secrets/aws-event-adapter")]
+        secrets_dir: PathBuf,
+        /// Address of the targets, health (/healthz, /health) and readiness (/readyz).
         #[arg(long, default_value = "0.0.0.0:8080")]
         http_addr: SocketAddr,
-        /// Address of the Prometheus /metrics endpoint.
-        #[arg(long, default_value = "0.0.0.0:9092")]
-        metrics_addr: SocketAddr,
+        /// Address of the Prometheus /metrics endpoint [default: 0.0.0.0:9092, or
+        /// METRICS_PROMETHEUS_PORT in environment-variable mode].
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
         /// Time allowed to drain on SIGTERM: "30s", "PT30S".
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         shutdown_grace: Duration,
@@ -93,17 +99,42 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Run {
-            files,
+            config,
+            secrets_dir,
             http_addr,
             metrics_addr,
             shutdown_grace,
             max_request_bytes,
             max_concurrent_requests,
         } => {
-            let config = match load(&files) {
-                Ok(config) => config,
-                Err(code) => return code,
+            let env = config::env::ProcessEnv;
+            let from_env = config.is_empty();
+            let config = if from_env {
+                if !config::env::present(&env) {
+                    eprintln!(
+                        "error: run needs --config FILE, or TriggerMesh's environment variables (K_COMPONENT, ARN, ...)"
+                    );
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+                match config::env::load(&env) {
+                    Ok(config) => config,
+                    Err(problems) => return report(&problems),
+                }
+            } else {
+                match load(&ConfigFiles {
+                    config,
+                    secrets_dir,
+                }) {
+                    Ok(config) => config,
+                    Err(code) => return code,
+                }
             };
+            let metrics_addr = metrics_addr.unwrap_or_else(|| {
+                let port = config::env::metrics_port(&env)
+                    .filter(|_| from_env)
+                    .unwrap_or(9092);
+                SocketAddr::from(([0, 0, 0, 0], port))
+            });
             let options = RunOptions {
                 http_addr,
                 metrics_addr,
@@ -137,13 +168,16 @@ fn load(files: &ConfigFiles) -> Result<config::Config, ExitCode> {
     let options = LoadOptions {
         secrets_dir: files.secrets_dir.clone(),
     };
-    config::load(&files.config, &options).map_err(|problems| {
-        for problem in &problems {
-            eprintln!("error: {problem}");
-        }
-        eprintln!("{} problem(s) found", problems.len());
-        ExitCode::from(EXIT_CONFIG)
-    })
+    config::load(&files.config, &options).map_err(|problems| report(&problems))
+}
+
+/// Prints every problem and gives the exit code for a configuration that cannot be used.
+fn report(problems: &[config::decode::Problem]) -> ExitCode {
+    for problem in problems {
+        eprintln!("error: {problem}");
+    }
+    eprintln!("{} problem(s) found", problems.len());
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn validate(files: &ConfigFiles) -> ExitCode {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod common;
 pub mod decode;
 pub mod duration;
+pub mod env;
 pub mod secret;
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ pub struct Config {
     pub sqs_targets: Vec<SqsTargetConfig>,
     pub s3_targets: Vec<S3TargetConfig>,
     /// Each component's name and the document that defined it, for messages.
-    documents: Vec<(String, String)>,
+    pub(crate) documents: Vec<(String, String)>,
 }
 
 impl Config {

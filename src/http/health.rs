@@ -72,6 +72,15 @@ impl Health {
         }
         match request.uri().path() {
             "/healthz" => Some(respond(StatusCode::OK, "text/plain", "ok\n")),
+            // TriggerMesh's adapters answer this: 503 until ready, then 204.
+            "/health" => {
+                let status = if self.readiness().0 {
+                    StatusCode::NO_CONTENT
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                Some(respond(status, "text/plain", ""))
+            }
             "/readyz" => {
                 let (ready, report) = self.readiness();
                 let status = if ready {

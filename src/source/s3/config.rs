@@ -75,7 +75,9 @@ impl Default for Receive {
 #[derive(Debug, Clone)]
 pub struct S3SourceConfig {
     pub metadata: Metadata,
-    pub bucket: BucketArn,
+    /// The bucket (`spec.arn`); unknown in TriggerMesh's environment-variable mode, which
+    /// names only the queue.
+    pub bucket: Option<BucketArn>,
     /// `spec.eventTypes`; empty means every event.
     pub event_types: Vec<String>,
     /// The queue S3 notifies; `None`: created and wired on the user's behalf (see
@@ -143,7 +145,7 @@ impl S3SourceConfig {
 
         Some(S3SourceConfig {
             metadata: metadata?,
-            bucket: bucket?,
+            bucket: Some(bucket?),
             event_types,
             queue: queue?,
             auth: auth?,

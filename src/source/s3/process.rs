@@ -160,7 +160,7 @@ async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> O
             if !config.forward_test_events {
                 return Outcome::Delete;
             }
-            (vec![test_event(config, test)], Vec::new())
+            (vec![test_event(&ctx.queue_arn, test)], Vec::new())
         }
         Body::Unrecognized => {
             ctx.telemetry
@@ -331,10 +331,11 @@ fn s3_event(event: S3Event) -> OutEvent {
     }
 }
 
-fn test_event(config: &S3SourceConfig, test: TestEvent) -> OutEvent {
+fn test_event(queue: &QueueArn, test: TestEvent) -> OutEvent {
     OutEvent {
         id: test.id,
-        source: format!("arn:{}:s3:::{}", config.bucket.partition, test.bucket),
+        // The bucket is in the queue's partition (S3 notifies queues of its own region).
+        source: format!("arn:{}:s3:::{}", queue.partition, test.bucket),
         ty: "com.amazon.s3.testevent".into(),
         subject: None,
         time: test.time,

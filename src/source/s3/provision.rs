@@ -56,6 +56,15 @@ where
     }
 }
 
+/// The bucket of a source; only manifests name one (TriggerMesh's variables do not).
+fn bucket_of(config: &S3SourceConfig) -> Result<&BucketArn, ProvisionError> {
+    config.bucket.as_ref().ok_or_else(|| {
+        ProvisionError(
+            "the source names no bucket (spec.arn), so nothing can be provisioned".into(),
+        )
+    })
+}
+
 fn namespace(config: &S3SourceConfig) -> &str {
     config.metadata.namespace.as_deref().unwrap_or("default")
 }
@@ -136,9 +145,10 @@ async fn clients(
     config: &S3SourceConfig,
     credentials: &Refreshing,
 ) -> Result<Clients, ProvisionError> {
+    let bucket_arn = bucket_of(config)?;
     let sdk = crate::aws::sdk_config(&crate::aws::default_region(), credentials).await;
     let probe = s3::client(&sdk, None);
-    let region = s3::bucket_region(&probe, credentials, &config.bucket.bucket)
+    let region = s3::bucket_region(&probe, credentials, &bucket_arn.bucket)
         .await
         .map_err(|err| failed("GetBucketLocation", "s3:GetBucketLocation", &err))?;
     let regional = crate::aws::sdk_config(&region, credentials).await;
@@ -154,16 +164,13 @@ pub async fn provision(
     config: &S3SourceConfig,
     credentials: &Refreshing,
 ) -> Result<Provisioned, ProvisionError> {
+    let bucket_arn = bucket_of(config)?;
     let clients = clients(config, credentials).await?;
-    let name = queue_name(
-        namespace(config),
-        &config.metadata.name,
-        &config.bucket.bucket,
-    );
+    let name = queue_name(namespace(config), &config.metadata.name, &bucket_arn.bucket);
     let mut changes = Vec::new();
     let tags = HashMap::from([
         (OWNER_TAG.to_string(), owner(config)),
-        (BUCKET_TAG.to_string(), config.bucket.to_string()),
+        (BUCKET_TAG.to_string(), bucket_arn.to_string()),
     ]);
 
     // The queue, with our tags.
@@ -235,7 +242,7 @@ pub async fn provision(
         .ok_or_else(|| ProvisionError("GetQueueAttributes returned no QueueArn".into()))?
         .parse()
         .map_err(ProvisionError)?;
-    let policy = queue_policy(&queue, &config.bucket);
+    let policy = queue_policy(&queue, &bucket_arn);
     let current_policy = attributes
         .get(&QueueAttributeName::Policy)
         .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());
@@ -251,12 +258,12 @@ pub async fn provision(
         .map_err(|err| failed("SetQueueAttributes", "sqs:SetQueueAttributes", &err))?;
         changes.push(format!(
             "set the policy of queue {name} (s3.amazonaws.com may send from {})",
-            config.bucket
+            bucket_arn
         ));
     }
 
     // Our entry in the bucket's notification configuration, the others untouched.
-    let bucket = &config.bucket.bucket;
+    let bucket = &bucket_arn.bucket;
     let s3 = &clients.s3;
     let current = with_fresh_credentials(credentials, || {
         s3.get_bucket_notification_configuration()
@@ -334,6 +341,7 @@ pub async fn deprovision(
     config: &S3SourceConfig,
     credentials: &Refreshing,
 ) -> Result<Vec<String>, ProvisionError> {
+    let bucket_arn = bucket_of(config)?;
     let mut done = Vec::new();
     if config.queue.is_some() {
         done.push(
@@ -345,7 +353,7 @@ pub async fn deprovision(
     let clients = match clients(config, credentials).await {
         Ok(clients) => Some(clients),
         Err(err) if err.0.contains("NoSuchBucket") => {
-            done.push(format!("bucket {} does not exist", config.bucket.bucket));
+            done.push(format!("bucket {} does not exist", bucket_arn.bucket));
             None
         }
         Err(err) => return Err(err),
@@ -357,7 +365,7 @@ pub async fn deprovision(
         ),
     };
     if let Some(clients) = &clients {
-        let bucket = &config.bucket.bucket;
+        let bucket = &bucket_arn.bucket;
         let s3 = &clients.s3;
         let current = with_fresh_credentials(credentials, || {
             s3.get_bucket_notification_configuration()
@@ -403,11 +411,7 @@ pub async fn deprovision(
             ));
         }
     }
-    let name = queue_name(
-        namespace(config),
-        &config.metadata.name,
-        &config.bucket.bucket,
-    );
+    let name = queue_name(namespace(config), &config.metadata.name, &bucket_arn.bucket);
     let url =
         match with_fresh_credentials(credentials, || sqs.get_queue_url().queue_name(&name).send())
             .await

@@ -242,7 +242,7 @@ pub async fn provision(
         .ok_or_else(|| ProvisionError("GetQueueAttributes returned no QueueArn".into()))?
         .parse()
         .map_err(ProvisionError)?;
-    let policy = queue_policy(&queue, &bucket_arn);
+    let policy = queue_policy(&queue, bucket_arn);
     let current_policy = attributes
         .get(&QueueAttributeName::Policy)
         .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok());

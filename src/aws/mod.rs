@@ -2,6 +2,7 @@
 //! and reading error codes out of SDK errors.
 
 pub mod arn;
+pub mod call_metrics;
 pub mod credentials;
 pub mod s3;
 
@@ -23,6 +24,25 @@ pub async fn sdk_config(region: &str, credentials: &Refreshing) -> SdkConfig {
         .credentials_provider(credentials.clone())
         .load()
         .await
+}
+
+/// An SQS client from `sdk` with bounded call times, its calls counted for `component`.
+pub fn sqs_client(
+    sdk: &SdkConfig,
+    component: &crate::telemetry::Component,
+    attempt_timeout: std::time::Duration,
+) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(call_metrics::CallMetrics::new(component))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .operation_attempt_timeout(attempt_timeout)
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 /// The region for calls that have no resource region of their own (e.g. `GetBucketLocation`,

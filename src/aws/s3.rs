@@ -7,17 +7,21 @@ use aws_config::{Region, SdkConfig};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_bucket_location::GetBucketLocationError;
 
+use super::call_metrics::CallMetrics;
 use super::credentials::Refreshing;
 use super::with_fresh_credentials;
+use crate::telemetry::Component;
 
-/// An S3 client from `sdk`, in `region` when given.
-pub fn client(sdk: &SdkConfig, region: Option<&str>) -> aws_sdk_s3::Client {
-    let mut builder = aws_sdk_s3::config::Builder::from(sdk).timeout_config(
-        aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .operation_attempt_timeout(Duration::from_secs(30))
-            .build(),
-    );
+/// An S3 client from `sdk`, in `region` when given, its calls counted for `component`.
+pub fn client(sdk: &SdkConfig, region: Option<&str>, component: &Component) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(sdk)
+        .interceptor(CallMetrics::new(component))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        );
     if let Some(region) = region {
         builder = builder.region(Region::new(region.to_string()));
     }

@@ -82,11 +82,10 @@ pub async fn run(
         },
     };
     let sdk = crate::aws::sdk_config(&queue_arn.region, &credentials).await;
-    let client = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&sdk)
-            .timeout_config(sqs_timeouts(&config.receive))
-            .build(),
-    );
+    // Every call is bounded (so no shutdown can hang): a long poll may take its wait time
+    // plus ten seconds.
+    let long_poll = Duration::from_secs(config.receive.wait_time_seconds as u64 + 10);
+    let client = crate::aws::sqs_client(&sdk, &component, long_poll);
     let resolved = Queue::resolve(
         client,
         credentials,
@@ -203,16 +202,6 @@ async fn provision_until_done(
         }
         wait = (wait * 2).min(Duration::from_secs(60));
     }
-}
-
-/// Bounds on every SQS call, so that no call (and so no shutdown) can hang: a long poll may
-/// take its wait time plus ten seconds, any other call ten seconds per attempt.
-fn sqs_timeouts(receive: &config::Receive) -> aws_config::timeout::TimeoutConfig {
-    let long_poll = Duration::from_secs(receive.wait_time_seconds as u64 + 10);
-    aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(long_poll)
-        .build()
 }
 
 /// One long-poller: reserve capacity, receive, hand each message to its own task.

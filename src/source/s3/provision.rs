@@ -9,6 +9,7 @@
 //! `TagQueue` — no `sts:GetCallerIdentity`: the account comes from the queue's own ARN.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_s3::types::{Event as S3Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -19,6 +20,7 @@ use super::config::S3SourceConfig;
 use crate::aws::arn::{BucketArn, QueueArn};
 use crate::aws::credentials::Refreshing;
 use crate::aws::{HttpStatus, error_message, is_access_denied, s3, with_fresh_credentials};
+use crate::telemetry::Component;
 
 /// The tag that marks a queue as created by (and for) one source: `<namespace>/<name>`.
 pub const OWNER_TAG: &str = "aws-event-adapter:owner";
@@ -67,6 +69,15 @@ fn bucket_of(config: &S3SourceConfig) -> Result<&BucketArn, ProvisionError> {
 
 fn namespace(config: &S3SourceConfig) -> &str {
     config.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+/// The source as a metric label set.
+fn component(config: &S3SourceConfig) -> Component {
+    Component {
+        kind: super::config::COMPONENT,
+        name: config.metadata.name.clone(),
+        namespace: config.metadata.namespace.clone(),
+    }
 }
 
 /// The owner tag's value for this source.
@@ -147,14 +158,14 @@ async fn clients(
 ) -> Result<Clients, ProvisionError> {
     let bucket_arn = bucket_of(config)?;
     let sdk = crate::aws::sdk_config(&crate::aws::default_region(), credentials).await;
-    let probe = s3::client(&sdk, None);
+    let probe = s3::client(&sdk, None, &component(config));
     let region = s3::bucket_region(&probe, credentials, &bucket_arn.bucket)
         .await
         .map_err(|err| failed("GetBucketLocation", "s3:GetBucketLocation", &err))?;
     let regional = crate::aws::sdk_config(&region, credentials).await;
     Ok(Clients {
-        s3: s3::client(&regional, Some(&region)),
-        sqs: aws_sdk_sqs::Client::new(&regional),
+        s3: s3::client(&regional, Some(&region), &component(config)),
+        sqs: crate::aws::sqs_client(&regional, &component(config), Duration::from_secs(10)),
         region,
     })
 }
@@ -360,8 +371,10 @@ pub async fn deprovision(
     };
     let sqs = match &clients {
         Some(clients) => clients.sqs.clone(),
-        None => aws_sdk_sqs::Client::new(
+        None => crate::aws::sqs_client(
             &crate::aws::sdk_config(&crate::aws::default_region(), credentials).await,
+            &component(config),
+            Duration::from_secs(10),
         ),
     };
     if let Some(clients) = &clients {

@@ -34,6 +34,7 @@ pub const OBJECT_PUT_TYPE: &str = "io.triggermesh.awss3.object.put";
 
 pub struct S3Target {
     config: S3TargetConfig,
+    component: Component,
     credentials: Refreshing,
     /// Configuration in the default region, for `GetBucketLocation`.
     sdk: SdkConfig,
@@ -62,6 +63,7 @@ impl S3Target {
         let sdk = crate::aws::sdk_config(&region, &credentials).await;
         let target = Arc::new(S3Target {
             config,
+            component,
             credentials,
             sdk,
             client: RwLock::new(None),
@@ -83,10 +85,10 @@ impl S3Target {
         if let Some(client) = self.client.read().await.clone() {
             return Ok(client);
         }
-        let probe = s3::client(&self.sdk, None);
+        let probe = s3::client(&self.sdk, None, &self.component);
         match s3::bucket_region(&probe, &self.credentials, &self.config.bucket.bucket).await {
             Ok(region) => {
-                let client = s3::client(&self.sdk, Some(&region));
+                let client = s3::client(&self.sdk, Some(&region), &self.component);
                 *self.client.write().await = Some(client.clone());
                 Ok(client)
             }

@@ -179,16 +179,7 @@ impl SqsTarget {
         let _ = credentials.refresh_now().await;
         tokio::spawn(credentials.clone().run(shutdown.clone()));
         let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
-        let client = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&sdk)
-                .timeout_config(
-                    aws_config::timeout::TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(5))
-                        .operation_attempt_timeout(Duration::from_secs(10))
-                        .build(),
-                )
-                .build(),
-        );
+        let client = crate::aws::sqs_client(&sdk, &component, Duration::from_secs(10));
         let queue = Arc::new(Queue {
             client,
             credentials,

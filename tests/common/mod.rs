@@ -346,15 +346,20 @@ impl Adapter {
     }
 
     /// Like [`Adapter::spawn`], with extra environment variables (e.g. another endpoint).
+    /// An empty `manifest` runs TriggerMesh's environment-variable mode (no `--config`).
     pub fn spawn_with_env(manifest: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Adapter {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yaml");
         std::fs::write(&config, manifest).unwrap();
+        let config_args: Vec<&std::ffi::OsStr> = if manifest.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--config".as_ref(), config.as_os_str()]
+        };
         let log = std::fs::File::create(dir.path().join("adapter.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aws-event-adapter"))
             .arg("run")
-            .arg("--config")
-            .arg(&config)
+            .args(config_args)
             // Port 0: the adapter logs the addresses it bound, so parallel tests never race.
             .args([
                 "--http-addr",

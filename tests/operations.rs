@@ -1,0 +1,194 @@
+//! Operating the adapter: TriggerMesh's environment-variable mode for each component, and
+//! health and readiness through a component's life.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cloudevents::AttributesReader;
+use common::*;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// POSTs a binary-mode CloudEvent; returns the status and body.
+async fn post_event(
+    adapter: &Adapter,
+    path: &str,
+    id: &str,
+    subject: Option<&str>,
+    data: &str,
+) -> (StatusCode, String) {
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut request = http::Request::post(format!("http://{}{path}", adapter.http_addr))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", id)
+        .header("ce-source", "https://tests.example.com")
+        .header("ce-type", "com.example.test")
+        .header("content-type", "application/json");
+    if let Some(subject) = subject {
+        request = request.header("ce-subject", subject);
+    }
+    let response = client
+        .request(
+            request
+                .body(Full::new(bytes::Bytes::from(data.to_string())))
+                .unwrap(),
+        )
+        .await
+        .expect("POST");
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggermesh_variables_run_the_s3_source() {
+    let aws = Aws::new().await;
+    let bucket = unique("tm-src");
+    let (queue_url, queue_arn) = aws.create_queue(&bucket).await;
+    aws.create_bucket_notifying(&bucket, &queue_arn, &["s3:ObjectCreated:*"])
+        .await;
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let sink_uri = sink.uri();
+    // Only TriggerMesh's variables (the keys and endpoint come from the test environment).
+    let env = [
+        ("K_COMPONENT", "awssqssource"),
+        ("SQS_MESSAGE_PROCESSOR", "s3"),
+        ("ARN", queue_arn.as_str()),
+        ("K_SINK", sink_uri.as_str()),
+        ("NAME", "uploads"),
+        ("NAMESPACE", "team"),
+        ("K_SINK_TIMEOUT", "10"),
+        ("SQS_VISIBILITY_TIMEOUT", "30s"),
+    ];
+    let adapter = Adapter::spawn_with_env("", &[], &env);
+    adapter.wait_ready(WAIT).await;
+    // TriggerMesh's probe: 204 once ready.
+    let (status, _) = http_get(adapter.http_addr, "/health").await.unwrap();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    aws.put_object(&bucket, "from env/a+b.txt", b"x").await;
+    let accepted = sink.wait_accepted(1, WAIT).await;
+    assert_eq!(accepted[0].1.ty(), "com.amazon.s3.objectcreated");
+    assert_eq!(accepted[0].1.subject(), Some("from env/a+b.txt"));
+    aws.wait_queue_empty(&queue_url, WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggermesh_variables_run_the_sqs_target() {
+    let aws = Aws::new().await;
+    let (queue_url, queue_arn) = aws.create_queue(&unique("tm-sqs")).await;
+    let env = [
+        ("K_COMPONENT", "awssqstarget"),
+        ("ARN", queue_arn.as_str()),
+        ("AWS_DISCARD_CE_CONTEXT", "true"),
+    ];
+    let adapter = Adapter::spawn_with_env("", &[], &env);
+    adapter.wait_ready(WAIT).await;
+    // TriggerMesh's targets receive at `/`.
+    let (status, body) = post_event(&adapter, "/", "e-1", None, r#"{"order":7}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let out = aws
+        .sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .message_attribute_names("All")
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    let message = out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .expect("a message");
+    assert_eq!(message.body.as_deref(), Some(r#"{"order":7}"#));
+    let attributes = message.message_attributes.unwrap_or_default();
+    assert_eq!(attributes["ce-id"].string_value(), Some("e-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggermesh_variables_run_the_s3_target() {
+    let aws = Aws::new().await;
+    let bucket = unique("tm-s3");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let env = [("K_COMPONENT", "awss3target"), ("ARN", arn.as_str())];
+    let adapter = Adapter::spawn_with_env("", &[], &env);
+    adapter.wait_ready(WAIT).await;
+    let (status, body) = post_event(&adapter, "/", "e-2", Some("reports/q%201.json"), "{}").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let object = aws
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key("reports/q 1.json")
+        .send()
+        .await
+        .expect("the object under the decoded subject");
+    assert_eq!(object.content_type(), Some("application/cloudevents+json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_queue_and_the_drain() {
+    let aws = Aws::new().await;
+    let name = unique("ready");
+    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
+    let sink = TestSink::start(Arc::new(|_, _| (StatusCode::OK, Duration::from_secs(4)))).await;
+    let manifest = source_manifest(
+        "ready",
+        "media-uploads",
+        &queue_arn,
+        &sink.uri(),
+        "receive: { waitTimeSeconds: 1 }",
+    );
+    // The queue does not exist yet: alive, not ready.
+    let mut adapter = Adapter::spawn_with_env(&manifest, &["--shutdown-grace", "20s"], &[]);
+    wait_for_status(&adapter, "/healthz", StatusCode::OK).await;
+    let (status, body) = http_get(adapter.http_addr, "/readyz").await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("\"ready\":false"), "{body}");
+    // Once the first AWS call succeeds, ready.
+    let (queue_url, _) = aws.create_queue(&name).await;
+    adapter.wait_ready(WAIT).await;
+    // While draining (an event is still at the slow sink): not ready, still alive.
+    aws.send(&queue_url, &put_sample_with_key("drain.bin"))
+        .await;
+    sink.wait_attempts(1, WAIT).await;
+    adapter.signal("TERM");
+    wait_for_status(&adapter, "/readyz", StatusCode::SERVICE_UNAVAILABLE).await;
+    let (status, body) = http_get(adapter.http_addr, "/readyz").await.unwrap();
+    assert!(body.contains("\"draining\":true"), "{status} {body}");
+    assert_eq!(
+        http_get(adapter.http_addr, "/healthz").await.unwrap().0,
+        StatusCode::OK
+    );
+    assert!(adapter.wait_exit(WAIT).await.success());
+    assert_eq!(
+        sink.accepted().len(),
+        1,
+        "the in-flight event completed during the drain"
+    );
+}
+
+async fn wait_for_status(adapter: &Adapter, path: &str, expected: StatusCode) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok((status, _)) = http_get(adapter.http_addr, path).await
+            && status == expected
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never answered {expected}; log:\n{}",
+            adapter.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

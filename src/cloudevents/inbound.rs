@@ -39,7 +39,7 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Vec<Event>, DecodeErro
     if headers.contains_key("ce-specversion") {
         let event = cloudevents::binding::http::to_event(headers, body.to_vec())
             .map_err(|err| bad_request(format!("invalid binary-mode CloudEvent: {err}")))?;
-        return Ok(vec![percent_decode_attributes(event)]);
+        return Ok(vec![json_data_as_json(percent_decode_attributes(event))]);
     }
     match content_type.as_deref() {
         Some("application/cloudevents+json") => serde_json::from_slice::<Event>(&body)
@@ -57,6 +57,29 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Vec<Event>, DecodeErro
             "not a CloudEvent: no ce-specversion header and no content type",
         )),
     }
+}
+
+/// cloudevents-sdk keeps a binary-mode body as bytes whatever its type; JSON data is JSON,
+/// so that re-encoding the event (structured mode) gives `data`, not `data_base64`.
+fn json_data_as_json(mut event: Event) -> Event {
+    let is_json = event.datacontenttype().is_some_and(|t| {
+        let t = t
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        t == "application/json" || t == "text/json" || t.ends_with("+json")
+    });
+    if is_json
+        && let Some(cloudevents::Data::Binary(bytes)) = event.data()
+        && let Ok(json) = serde_json::from_slice::<serde_json::Value>(bytes)
+    {
+        let content_type = event.datacontenttype().map(str::to_string);
+        event.set_data_unchecked(cloudevents::Data::Json(json));
+        event.set_datacontenttype(content_type);
+    }
+    event
 }
 
 /// Binary mode carries string attributes percent-encoded (HTTP binding §3.1.3.2).
@@ -109,6 +132,24 @@ mod tests {
                 .map(ToString::to_string),
             Some("503 busy".to_string())
         );
+    }
+
+    #[test]
+    fn binary_json_data_stays_json() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "s"),
+            ("ce-type", "t"),
+            ("content-type", "application/json"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        let events = decode(&headers, Bytes::from_static(br#"{"a":1}"#)).unwrap();
+        let structured = serde_json::to_value(&events[0]).unwrap();
+        assert_eq!(structured["data"]["a"], 1, "{structured}");
+        assert!(structured.get("data_base64").is_none());
     }
 
     #[test]

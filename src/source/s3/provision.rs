@@ -198,11 +198,20 @@ pub async fn provision(
             .map_err(|err| failed("ListQueueTags", "sqs:ListQueueTags", &err))?
             .tags
             .unwrap_or_default();
-            if current.get(OWNER_TAG) != tags.get(OWNER_TAG) && current.contains_key(OWNER_TAG) {
-                return Err(ProvisionError(format!(
-                    "queue {name} belongs to another source ({}); refusing to take it over",
-                    current[OWNER_TAG]
-                )));
+            match current.get(OWNER_TAG) {
+                Some(owner) if Some(owner) != tags.get(OWNER_TAG) => {
+                    return Err(ProvisionError(format!(
+                        "queue {name} belongs to another source ({owner}); refusing to take it over"
+                    )));
+                }
+                Some(_) => {}
+                // Not ours: someone else's queue that happens to have this name.
+                None => {
+                    return Err(ProvisionError(format!(
+                        "queue {name} exists but was not created by aws-event-adapter (no {OWNER_TAG} tag); \
+                         name it in destination.sqs.queueARN to use it, or delete it"
+                    )));
+                }
             }
             if tags.iter().any(|(k, v)| current.get(k) != Some(v)) {
                 write_call("TagQueue", &name);

@@ -1,0 +1,952 @@
+//! A small, fast, in-memory SQS stand-in for benchmarks (issue 7).
+//!
+//! It speaks the SQS JSON 1.0 protocol the AWS SDKs use (`POST /`, `Content-Type:
+//! application/x-amz-json-1.0`, `X-Amz-Target: AmazonSQS.<Operation>`), so any SQS client can be
+//! pointed at it, for instance with `AWS_ENDPOINT_URL=http://127.0.0.1:PORT`. Signatures are not
+//! checked: any credentials do. Correctness tests keep using moto; this is for load.
+//!
+//! ```text
+//! cargo run --release --example sqs_standin -- \
+//!     --addr 127.0.0.1:0 --queue bench --preload 100000 [--records-per-message 1]
+//! listening on http://127.0.0.1:41234     <- first line on stdout, flushed once preloaded
+//! ```
+//!
+//! - Queues: `--queue NAME` (repeatable; default `bench`) in account `--account`
+//!   (123456789012), region `--region` (us-east-1): URL `http://<host>/<account>/<name>` (the
+//!   host the client used), ARN `arn:aws:sqs:<region>:<account>:<name>`. `CreateQueue` adds more.
+//! - `--preload N` puts N S3 event notifications (`{"Records":[...]}`, `--records-per-message`
+//!   `ObjectCreated:Put` records each, every object key distinct, bucket `--bucket`) into the
+//!   first queue.
+//! - `--discard-sent`: sends are answered and counted but not kept (flat memory for long
+//!   SQS-target runs). `--visibility-timeout` (30 s), `--max-message-size` (262144) are the
+//!   queues' defaults.
+//! - Operations: `GetQueueUrl`, `GetQueueAttributes`, `ReceiveMessage` (1 to 10 messages, long
+//!   polling up to `WaitTimeSeconds`, visibility timeouts, `SentTimestamp`,
+//!   `ApproximateReceiveCount` and the other system attributes, message attributes),
+//!   `DeleteMessage(Batch)`, `ChangeMessageVisibility(Batch)`, `SendMessage(Batch)` (MD5s as
+//!   SQS computes them, `DelaySeconds`), `CreateQueue`, `ListQueues`, `PurgeQueue`. Errors have
+//!   SQS's shape: HTTP 400, `{"__type": ..., "message": ...}` and `x-amzn-query-error`.
+//! - Semantics: a received message stays hidden for its visibility timeout, then is delivered
+//!   again with `ApproximateReceiveCount` one higher; every receive gives a new receipt handle
+//!   and only the latest one deletes or changes the message (an older one, or one of a deleted
+//!   message, fails with `ReceiptHandleIsInvalid`); `ChangeMessageVisibility` to 0 makes it
+//!   visible at once. A long poll returns as soon as a message is visible. FIFO queues
+//!   (`.fifo`) get group ids and sequence numbers, but no deduplication or per-group ordering;
+//!   no retention limit, no dead-letter queues.
+//!
+//! Control endpoints for a benchmark harness (plain HTTP, no SQS headers):
+//!
+//! - `GET /stats`: `{"requests": {"ReceiveMessage": n, ...}, "requests_total", "sent",
+//!   "preloaded", "received", "deleted", "expired", "visibility_changes", "invalid_receipts",
+//!   "empty_receives", "visible", "in_flight", "delayed", "queues": {NAME: {...}}}`: counters
+//!   since start (take differences between phases), and the current depths.
+//! - `POST /preload?n=N[&queue=NAME][&records=K]`: N more notifications, at run time.
+//!
+//! The adapter against it: an `AWSS3Source` with `destination.sqs.queueARN:
+//! arn:aws:sqs:us-east-1:123456789012:bench` (or an `AWSSQSTarget` with that `arn`), run with
+//! `AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x
+//! AWS_SECRET_ACCESS_KEY=x`.
+//!
+//! One `Mutex` per queue, no background task, HTTP/1.1 keep-alive (and h2c) with hyper;
+//! `--threads` (default 1) worker threads, to leave the machine's cores to what is measured.
+
+// A crate root looks for its modules beside itself: point at the example's own directory.
+#[path = "sqs_standin/notifications.rs"]
+mod notifications;
+#[path = "sqs_standin/protocol.rs"]
+mod protocol;
+#[path = "sqs_standin/queue.rs"]
+mod queue;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use notifications::Generator;
+use protocol::{Op, SqsError};
+use queue::{Queue, Settings};
+
+/// Largest request body read (a batch is at most a few MiB even with 1 MiB messages).
+const MAX_BODY: usize = 16 << 20;
+const JSON_1_0: &str = "application/x-amz-json-1.0";
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "An in-memory SQS stand-in (JSON 1.0 protocol) for benchmarks")]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free one. The bound address is printed first.
+    #[arg(long, default_value = "127.0.0.1:9324")]
+    pub addr: SocketAddr,
+    /// A queue to create at start (repeatable); names ending in .fifo are FIFO queues.
+    #[arg(long = "queue", default_value = "bench")]
+    pub queues: Vec<String>,
+    /// S3 notifications to put in the first queue at start.
+    #[arg(long, default_value_t = 0)]
+    pub preload: usize,
+    /// S3 records in each preloaded message.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub records_per_message: u16,
+    /// Bucket named in the preloaded notifications.
+    #[arg(long, default_value = "bench-uploads")]
+    pub bucket: String,
+    #[arg(long, default_value = "123456789012")]
+    pub account: String,
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Default visibility timeout of the queues, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub visibility_timeout: u32,
+    /// MaximumMessageSize of the queues, in bytes.
+    #[arg(long, default_value_t = 262_144)]
+    pub max_message_size: usize,
+    /// Answer SendMessage(Batch) as usual but keep nothing: for send-only benchmarks (the SQS
+    /// target), so that memory stays flat; preloads are kept.
+    #[arg(long)]
+    pub discard_sent: bool,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// Everything the server shares between connections.
+pub struct App {
+    pub account: String,
+    pub region: String,
+    pub defaults: Settings,
+    /// The address bound (the host of queue URLs when a request has no `Host`).
+    pub bound: SocketAddr,
+    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    /// Creation order (the first one is the default for preloads).
+    order: RwLock<Vec<String>>,
+    requests: [AtomicU64; Op::ALL.len()],
+    pub generator: Generator,
+    pub records_per_message: usize,
+}
+
+impl App {
+    pub fn new(args: &Args, bound: SocketAddr) -> App {
+        let app = App {
+            account: args.account.clone(),
+            region: args.region.clone(),
+            defaults: Settings {
+                visibility_timeout: args.visibility_timeout.min(43_200),
+                receive_wait_seconds: 0,
+                max_message_size: args.max_message_size,
+                discard_sent: args.discard_sent,
+            },
+            bound,
+            queues: RwLock::default(),
+            order: RwLock::default(),
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            generator: Generator::new(&args.bucket, &args.region),
+            records_per_message: usize::from(args.records_per_message),
+        };
+        for name in &args.queues {
+            app.create_queue(name, app.defaults);
+        }
+        app
+    }
+
+    pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// All queues in creation order.
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        let order = self.order.read().unwrap_or_else(|e| e.into_inner());
+        order.iter().filter_map(|name| self.queue(name)).collect()
+    }
+
+    /// Creates the queue unless it exists (then its settings are kept, as SQS does when they
+    /// are the same).
+    pub fn create_queue(&self, name: &str, settings: Settings) -> Arc<Queue> {
+        let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
+        queues
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                self.order
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(name.to_string());
+                Arc::new(Queue::new(name, &self.account, &self.region, settings))
+            })
+            .clone()
+    }
+
+    pub fn url_of(&self, queue: &Queue, host: &str) -> String {
+        format!("http://{host}/{}/{}", queue.account, queue.name)
+    }
+
+    /// The queue of a URL `http(s)://<any host>/<account>/<name>` (or just the path).
+    pub fn queue_of_url(&self, url: &str) -> Result<Arc<Queue>, SqsError> {
+        if url.is_empty() {
+            return Err(SqsError::new(
+                protocol::ErrorKind::MissingParameter,
+                "The request must contain the parameter QueueUrl.",
+            ));
+        }
+        let path = match url.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+            None => url,
+        };
+        let mut parts = path.trim_matches('/').split('/');
+        let (Some(account), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(protocol::no_such_queue());
+        };
+        self.queue(name)
+            .filter(|q| q.account == account)
+            .ok_or_else(protocol::no_such_queue)
+    }
+
+    /// Adds `count` notifications to a queue (the first by default).
+    pub fn preload(&self, queue: Option<&str>, count: usize, records: usize) -> Option<Arc<Queue>> {
+        let queue = match queue {
+            Some(name) => self.queue(name)?,
+            None => self.queues().into_iter().next()?,
+        };
+        // In chunks, so a huge preload does not hold the queue's lock for long.
+        let mut left = count;
+        while left > 0 {
+            let chunk = left.min(10_000);
+            queue.send(self.generator.messages(chunk, records), true);
+            left -= chunk;
+        }
+        Some(queue)
+    }
+
+    pub fn stats(&self) -> Value {
+        let requests: serde_json::Map<String, Value> = Op::ALL
+            .iter()
+            .map(|op| {
+                let n = self.requests[op.index()].load(Ordering::Relaxed);
+                (op.name().to_string(), json!(n))
+            })
+            .collect();
+        let requests_total: u64 = self
+            .requests
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum();
+        let mut total = json!({"requests": requests, "requests_total": requests_total});
+        let mut per_queue = serde_json::Map::new();
+        for queue in self.queues() {
+            let (visible, in_flight, delayed) = queue.depth();
+            let c = &queue.counters;
+            let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+            let one = json!({
+                "sent": load(&c.sent),
+                "preloaded": load(&c.preloaded),
+                "received": load(&c.received),
+                "deleted": load(&c.deleted),
+                "expired": load(&c.expired),
+                "visibility_changes": load(&c.visibility_changes),
+                "invalid_receipts": load(&c.invalid_receipts),
+                "empty_receives": load(&c.empty_receives),
+                "visible": visible,
+                "in_flight": in_flight,
+                "delayed": delayed,
+            });
+            if let (Value::Object(sums), Value::Object(fields)) = (&mut total, &one) {
+                for (key, value) in fields {
+                    let sum = sums.get(key).and_then(Value::as_u64).unwrap_or(0);
+                    sums.insert(key.clone(), json!(sum + value.as_u64().unwrap_or(0)));
+                }
+            }
+            per_queue.insert(queue.name.clone(), one);
+        }
+        total["queues"] = Value::Object(per_queue);
+        total
+    }
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{message}\n").into_bytes(),
+    )
+}
+
+async fn handle(
+    app: Arc<App>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(Op::from_target);
+    if let Some(op) = target
+        && request.method() == Method::POST
+    {
+        return Ok(sqs(&app, op, request).await);
+    }
+    let path = request.uri().path();
+    Ok(match (request.method(), path) {
+        (&Method::GET, "/stats") => response(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_vec(&app.stats()).unwrap_or_default(),
+        ),
+        (&Method::POST, "/preload") => preload(&app, request.uri().query().unwrap_or("")),
+        (&Method::GET, "/" | "/health" | "/healthz") => text(StatusCode::OK, "ok"),
+        (&Method::POST, _) => text(
+            StatusCode::BAD_REQUEST,
+            "only the SQS JSON 1.0 protocol is served (X-Amz-Target: AmazonSQS.<Operation>); the query protocol (Action=...) is not",
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    })
+}
+
+async fn sqs(app: &App, op: Op, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    app.requests[op.index()].fetch_add(1, Ordering::Relaxed);
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| app.bound.to_string(), str::to_string);
+    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {error}"),
+            );
+        }
+    };
+    let mut response = match protocol::call(app, op, &body, &host).await {
+        Ok(body) => response(StatusCode::OK, JSON_1_0, body),
+        Err(error) => {
+            let mut answer = response(StatusCode::BAD_REQUEST, JSON_1_0, error.body());
+            if let Some(code) = error.kind.wire().1
+                && let Ok(value) = HeaderValue::from_str(&format!("{code};Sender"))
+            {
+                answer.headers_mut().insert("x-amzn-query-error", value);
+            }
+            answer
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&queue::uuid()) {
+        response.headers_mut().insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+fn preload(app: &App, query: &str) -> Response<Full<Bytes>> {
+    let mut count = None;
+    let mut queue = None;
+    let mut records = app.records_per_message;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "n" => count = value.parse::<usize>().ok(),
+            "queue" => queue = Some(value),
+            "records" => match value.parse::<usize>() {
+                Ok(k @ 1..=1000) => records = k,
+                _ => return text(StatusCode::BAD_REQUEST, "records: 1 to 1000"),
+            },
+            _ => return text(StatusCode::BAD_REQUEST, &format!("unknown parameter {key}")),
+        }
+    }
+    let Some(count) = count else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "usage: POST /preload?n=N[&queue=NAME][&records=K]",
+        );
+    };
+    match app.preload(queue, count, records) {
+        Some(queue) => {
+            let (visible, in_flight, delayed) = queue.depth();
+            let body = json!({
+                "queue": queue.name,
+                "preloaded": count,
+                "visible": visible,
+                "in_flight": in_flight,
+                "delayed": delayed,
+            });
+            response(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_vec(&body).unwrap_or_default(),
+            )
+        }
+        None => text(StatusCode::NOT_FOUND, "no such queue"),
+    }
+}
+
+/// Accepts connections until the listener fails; each connection is served on its own task.
+pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) if is_transient(&error) => continue,
+            Err(error) => return Err(error),
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(app.clone(), request));
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Accept errors that concern one connection (or a momentary lack of descriptors).
+fn is_transient(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || error.raw_os_error() == Some(24) // EMFILE
+}
+
+/// Binds, creates the queues and preloads: the server is ready when this returns.
+pub async fn start(args: &Args) -> std::io::Result<(TcpListener, Arc<App>)> {
+    let listener = TcpListener::bind(args.addr).await?;
+    let app = Arc::new(App::new(args, listener.local_addr()?));
+    if args.preload > 0 {
+        app.preload(None, args.preload, usize::from(args.records_per_message));
+    }
+    Ok((listener, app))
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(async {
+        let (listener, app) = start(&args).await?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{}", app.bound)?;
+        stdout.flush()?;
+        drop(stdout);
+        tokio::select! {
+            result = serve(listener, app) => result,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the real AWS SDK for Rust (the one the adapter uses).
+
+    use super::*;
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_sqs::types::{
+        ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+        MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+        SendMessageBatchRequestEntry,
+    };
+    use std::time::{Duration, Instant};
+
+    async fn standin(extra: &[&str]) -> (SocketAddr, Arc<App>) {
+        let mut argv = vec!["sqs_standin", "--addr", "127.0.0.1:0"];
+        argv.extend_from_slice(extra);
+        let (listener, app) = start(&Args::parse_from(argv)).await.unwrap();
+        tokio::spawn(serve(listener, app.clone()));
+        (app.bound, app)
+    }
+
+    fn client(addr: SocketAddr) -> Client {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .credentials_provider(Credentials::new("x", "x", None, None, "test"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    async fn http(addr: SocketAddr, method: Method, path: &str) -> (StatusCode, Value) {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, addr.to_string())
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    async fn url(sqs: &Client, name: &str) -> String {
+        sqs.get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id("123456789012")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn source_cycle_with_the_sdk() {
+        let (addr, _app) = standin(&["--queue", "uploads", "--preload", "25"]).await;
+        let sqs = client(addr);
+        let url = url(&sqs, "uploads").await;
+        assert_eq!(url, format!("http://{addr}/123456789012/uploads"));
+
+        let missing = sqs.get_queue_url().queue_name("nope").send().await;
+        let error = missing.unwrap_err().into_service_error();
+        assert!(error.is_queue_does_not_exist(), "{error:?}");
+
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        let attribute = |name: QueueAttributeName| attributes[&name].clone();
+        assert_eq!(
+            attribute(QueueAttributeName::ApproximateNumberOfMessages),
+            "25"
+        );
+        assert_eq!(attribute(QueueAttributeName::MaximumMessageSize), "262144");
+        assert_eq!(
+            attribute(QueueAttributeName::QueueArn),
+            "arn:aws:sqs:us-east-1:123456789012:uploads"
+        );
+
+        let mut deleted = 0;
+        let mut handles = Vec::new();
+        while deleted < 25 {
+            let messages = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            assert!(!messages.is_empty() && messages.len() <= 10);
+            let mut entries = Vec::new();
+            for (i, message) in messages.iter().enumerate() {
+                let body = message.body().unwrap();
+                assert!(body.starts_with("{\"Records\":["));
+                assert_eq!(
+                    message.md5_of_body().unwrap(),
+                    protocol::md5_hex(body.as_bytes())
+                );
+                let system = message.attributes().unwrap();
+                assert_eq!(
+                    system[&MessageSystemAttributeName::ApproximateReceiveCount],
+                    "1"
+                );
+                assert!(
+                    system[&MessageSystemAttributeName::SentTimestamp]
+                        .parse::<u64>()
+                        .unwrap()
+                        > 1_600_000_000_000
+                );
+                let handle = message.receipt_handle().unwrap().to_string();
+                entries.push(
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&handle)
+                        .build()
+                        .unwrap(),
+                );
+                handles.push(handle);
+            }
+            let output = sqs
+                .delete_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+            assert!(output.failed.is_empty());
+            deleted += output.successful.len();
+        }
+        // Deleted handles are no longer valid; the batch reports each entry.
+        let output = sqs
+            .delete_message_batch()
+            .queue_url(&url)
+            .entries(
+                DeleteMessageBatchRequestEntry::builder()
+                    .id("again")
+                    .receipt_handle(&handles[0])
+                    .build()
+                    .unwrap(),
+            )
+            .entries(
+                DeleteMessageBatchRequestEntry::builder()
+                    .id("bogus")
+                    .receipt_handle("not-a-receipt")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(output.failed.len(), 2);
+        assert!(
+            output
+                .failed
+                .iter()
+                .all(|f| f.code == "ReceiptHandleIsInvalid" && f.sender_fault)
+        );
+        let single = sqs
+            .delete_message()
+            .queue_url(&url)
+            .receipt_handle(&handles[1])
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(single.is_receipt_handle_is_invalid(), "{single:?}");
+
+        let (status, stats) = http(addr, Method::GET, "/stats").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(stats["deleted"], 25);
+        assert_eq!(stats["visible"], 0);
+        assert_eq!(stats["in_flight"], 0);
+        assert_eq!(stats["preloaded"], 25);
+        assert_eq!(stats["invalid_receipts"], 3);
+        assert_eq!(stats["requests"]["GetQueueUrl"], 2);
+        assert_eq!(stats["requests"]["DeleteMessage"], 1);
+        assert_eq!(stats["requests"]["ReceiveMessage"], 3);
+
+        let (status, preloaded) = http(addr, Method::POST, "/preload?n=7&records=3").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(preloaded["visible"], 7);
+        let message = &sqs
+            .receive_message()
+            .queue_url(&url)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap()[0];
+        let body: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+        assert_eq!(body["Records"].as_array().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn visibility_and_long_polling() {
+        let (addr, _app) = standin(&["--queue", "q", "--queue", "other"]).await;
+        let sqs = client(addr);
+        let url = url(&sqs, "q").await;
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body("one")
+            .send()
+            .await
+            .unwrap();
+
+        // Received with a 1 s visibility timeout: hidden, then back with a count of 2 and a
+        // new receipt handle; the first handle is then stale.
+        let receive = |visibility: i32| {
+            sqs.receive_message()
+                .queue_url(&url)
+                .visibility_timeout(visibility)
+                .wait_time_seconds(5)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+        };
+        let first = receive(1).await.unwrap().messages.unwrap().remove(0);
+        let started = Instant::now();
+        let second = receive(30).await.unwrap().messages.unwrap().remove(0);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(800) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+        assert_eq!(first.message_id, second.message_id);
+        assert_ne!(first.receipt_handle, second.receipt_handle);
+        let count = &second.attributes.as_ref().unwrap()
+            [&MessageSystemAttributeName::ApproximateReceiveCount];
+        assert_eq!(count, "2");
+        let stale = sqs
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(first.receipt_handle.unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(stale.is_receipt_handle_is_invalid(), "{stale:?}");
+
+        // A visibility change to 0 wakes a waiting long poll at once.
+        let waiting = tokio::spawn({
+            let sqs = sqs.clone();
+            let url = url.clone();
+            async move {
+                let started = Instant::now();
+                let got = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .wait_time_seconds(10)
+                    .send()
+                    .await
+                    .unwrap();
+                (started.elapsed(), got.messages.unwrap_or_default().len())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let output = sqs
+            .change_message_visibility_batch()
+            .queue_url(&url)
+            .entries(
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id("a")
+                    .receipt_handle(second.receipt_handle.unwrap())
+                    .visibility_timeout(0)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(output.successful.len(), 1);
+        let (waited, got) = waiting.await.unwrap();
+        assert_eq!(got, 1);
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+
+        // An empty queue: the long poll waits its whole time and returns nothing.
+        let other = url.replace("/q", "/other");
+        let started = Instant::now();
+        let empty = sqs
+            .receive_message()
+            .queue_url(&other)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        assert!(empty.messages.unwrap_or_default().is_empty());
+        assert!(started.elapsed() >= Duration::from_millis(950));
+
+        let too_many = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(11)
+            .send()
+            .await;
+        let error = too_many.unwrap_err().into_service_error();
+        assert_eq!(
+            aws_sdk_sqs::error::ProvideErrorMetadata::code(&error),
+            Some("InvalidParameterValue")
+        );
+    }
+
+    #[tokio::test]
+    async fn send_batch_like_the_sqs_target() {
+        let (addr, app) = standin(&["--queue", "orders", "--queue", "pay.fifo"]).await;
+        let sqs = client(addr);
+        let url = url(&sqs, "orders").await;
+        let attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("com.example.created")
+            .build()
+            .unwrap();
+        let entries: Vec<_> = (0..10)
+            .map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(format!("hello {i}"))
+                    .message_attributes("ce_type", attribute.clone())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let output = sqs
+            .send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert!(output.failed.is_empty());
+        assert_eq!(output.successful.len(), 10);
+        for ok in &output.successful {
+            let i: usize = ok.id.parse().unwrap();
+            assert_eq!(
+                ok.md5_of_message_body,
+                protocol::md5_hex(format!("hello {i}").as_bytes())
+            );
+            assert!(ok.md5_of_message_attributes.is_some());
+        }
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap();
+        assert_eq!(received.len(), 10);
+        assert_eq!(
+            received[0].message_attributes.as_ref().unwrap()["ce_type"].string_value(),
+            Some("com.example.created")
+        );
+        assert_eq!(
+            received[0].md5_of_message_attributes,
+            output.successful[0].md5_of_message_attributes
+        );
+
+        // Batch-level errors.
+        let too_many = sqs
+            .send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(
+                (0..11)
+                    .map(|i| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .message_body("x")
+                            .build()
+                            .unwrap()
+                    })
+                    .collect(),
+            ))
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(
+            too_many.is_too_many_entries_in_batch_request(),
+            "{too_many:?}"
+        );
+        let big = "x".repeat(200_000);
+        let too_long = sqs
+            .send_message_batch()
+            .queue_url(&url)
+            .entries(
+                SendMessageBatchRequestEntry::builder()
+                    .id("a")
+                    .message_body(&big)
+                    .build()
+                    .unwrap(),
+            )
+            .entries(
+                SendMessageBatchRequestEntry::builder()
+                    .id("b")
+                    .message_body(&big)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(too_long.is_batch_request_too_long(), "{too_long:?}");
+
+        // FIFO: a group id is required; sequence numbers come back.
+        let fifo = url.replace("/orders", "/pay.fifo");
+        let output = sqs
+            .send_message_batch()
+            .queue_url(&fifo)
+            .entries(
+                SendMessageBatchRequestEntry::builder()
+                    .id("a")
+                    .message_body("x")
+                    .message_group_id("g")
+                    .message_deduplication_id("d")
+                    .build()
+                    .unwrap(),
+            )
+            .entries(
+                SendMessageBatchRequestEntry::builder()
+                    .id("b")
+                    .message_body("y")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(output.successful.len(), 1);
+        assert!(output.successful[0].sequence_number.is_some());
+        assert_eq!(output.failed[0].id, "b");
+        assert_eq!(output.failed[0].code, "MissingParameter");
+
+        let stats = app.stats();
+        assert_eq!(stats["sent"], 11);
+        assert_eq!(stats["requests"]["SendMessageBatch"], 4);
+        assert_eq!(stats["queues"]["orders"]["in_flight"], 10);
+    }
+
+    #[tokio::test]
+    async fn discard_sent_keeps_nothing() {
+        let (addr, app) = standin(&["--queue", "q", "--discard-sent", "--preload", "3"]).await;
+        let sqs = client(addr);
+        let url = url(&sqs, "q").await;
+        let sent = sqs
+            .send_message()
+            .queue_url(&url)
+            .message_body("hello")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            sent.md5_of_message_body(),
+            Some("5d41402abc4b2a76b9719d911017c592")
+        );
+        assert!(sent.message_id().is_some());
+        let stats = app.stats();
+        assert_eq!(
+            (stats["sent"].as_u64(), stats["visible"].as_u64()),
+            (Some(1), Some(3))
+        );
+    }
+}

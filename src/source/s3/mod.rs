@@ -204,6 +204,9 @@ async fn provision_until_done(
     }
 }
 
+/// How long a poller waits for more free slots before receiving with fewer than a batch.
+const FILL_WAIT: Duration = Duration::from_millis(5);
+
 /// One long-poller: reserve capacity, receive, hand each message to its own task.
 async fn poll(
     ctx: Arc<Context>,
@@ -226,11 +229,19 @@ async fn poll(
             },
             () = shutdown.cancelled() => return,
         };
+        // Under load slots free up one by one: waiting a moment for a fuller batch saves
+        // ReceiveMessage calls (SQS bills per request) without letting a slow message hold
+        // the others back for longer than FILL_WAIT.
+        let fill_until = Instant::now() + FILL_WAIT;
         while reserved.num_permits() < batch {
-            match permits.clone().try_acquire_owned() {
-                Ok(more) => reserved.merge(more),
-                Err(_) => break,
-            }
+            let more = match permits.clone().try_acquire_owned() {
+                Ok(more) => more,
+                Err(_) => match timeout_at(fill_until, permits.clone().acquire_owned()).await {
+                    Ok(Ok(more)) => more,
+                    _ => break,
+                },
+            };
+            reserved.merge(more);
         }
         let wanted = reserved.num_permits() as i32;
         let call = with_fresh_credentials(&queue.credentials, || {

@@ -246,3 +246,40 @@ async fn targets_can_require_a_bearer_token() {
         "the token leaked into the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_that_never_finish_their_headers_do_not_stop_others() {
+    use tokio::io::AsyncWriteExt;
+    let aws = Aws::new().await;
+    let (_, queue_arn) = aws.create_queue(&unique("slowloris")).await;
+    let manifest = format!(
+        "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: {{ name: q }}\nspec: {{ arn: \"{queue_arn}\" }}\n"
+    );
+    let adapter = Adapter::start(&manifest, &[]).await;
+    // 1,000 connections that start a request and never finish its headers.
+    let mut slow = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut stream = tokio::net::TcpStream::connect(adapter.http_addr)
+            .await
+            .unwrap();
+        stream
+            .write_all(b"POST /q HTTP/1.1\r\nHost: adapter\r\nce-specversion: 1.0\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // A normal client is still served, promptly.
+    let started = tokio::time::Instant::now();
+    let (status, body) = post_event(&adapter, "/q", "normal-1", None, r#"{"ok":true}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "served in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        http_get(adapter.http_addr, "/healthz").await.unwrap().0,
+        StatusCode::OK
+    );
+    drop(slow);
+}

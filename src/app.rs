@@ -19,13 +19,15 @@ use crate::target::s3::S3Target;
 use crate::target::sqs::SqsTarget;
 
 /// Listener addresses and shutdown timing.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     pub http_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub shutdown_grace: Duration,
     /// Limits of the targets' HTTP endpoint.
     pub limits: Limits,
+    /// TLS on the HTTP listener (targets and health), when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Runs until `shutdown` fires and every component has drained.
@@ -101,11 +103,12 @@ pub async fn run(
     });
     // In-flight target requests get the grace period to finish.
     let drain = options.shutdown_grace;
-    let http_server = tokio::spawn(server::serve(
+    let http_server = tokio::spawn(server::serve_tls(
         http_listener,
         http_handler,
         servers_stop.clone(),
         drain,
+        options.tls.clone(),
     ));
     let metrics_server = tokio::spawn(server::serve(
         metrics_listener,

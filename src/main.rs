@@ -62,6 +62,13 @@ enum Command {
         /// `Authorization: Bearer <token>` (re-read when the file changes).
         #[arg(long)]
         bearer_token_file: Option<PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key-file); both files are
+        /// read again when they change.
+        #[arg(long, requires = "tls_key_file")]
+        tls_cert_file: Option<PathBuf>,
+        /// The PEM private key of --tls-cert-file.
+        #[arg(long, requires = "tls_cert_file")]
+        tls_key_file: Option<PathBuf>,
     },
     /// Check manifest files and report every problem; exits non-zero if there is any.
     Validate {
@@ -113,6 +120,8 @@ fn main() -> ExitCode {
             max_request_bytes,
             max_concurrent_requests,
             bearer_token_file,
+            tls_cert_file,
+            tls_key_file,
         } => {
             let env = config::env::ProcessEnv;
             let from_env = config.is_empty();
@@ -149,7 +158,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            let tls = match tls_cert_file.zip(tls_key_file) {
+                Some((cert, key)) => match aws_event_adapter::http::tls::acceptor(cert, key) {
+                    Ok(acceptor) => Some(acceptor),
+                    Err(err) => {
+                        eprintln!("error: --tls-cert-file/--tls-key-file: {err}");
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                },
+                None => None,
+            };
             let options = RunOptions {
+                tls,
                 http_addr,
                 metrics_addr,
                 shutdown_grace,

@@ -105,9 +105,17 @@ pub(super) fn secret_field(
     }
 }
 
-/// `spec.sink` (and `deadLetterSink`): a Knative destination, of which only `uri` can be
-/// resolved without a cluster.
-pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option<Uri> {
+/// A decoded Knative destination: its URL, and the PEM CA certificates (`CACerts`) that an
+/// `https` URL is verified against in addition to the system's roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub uri: Uri,
+    pub ca_certs: Option<String>,
+}
+
+/// `spec.sink` (and `deadLetterSink`): a Knative destination, of which only `uri` (with an
+/// optional `CACerts`) can be resolved without a cluster.
+pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option<Destination> {
     let mut dest = Obj::new(value, path, problems)?;
     if let Some((_, ref_path)) = dest.get("ref") {
         problems.add(
@@ -119,33 +127,33 @@ pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option
     if uri.is_none() && !dest.has("ref") {
         problems.add(&dest.path_of("uri"), "is required");
     }
+    let ca_certs = dest.string("CACerts", problems);
+    if let Some(pem) = &ca_certs
+        && let Err(message) = crate::http::tls::parse_ca_pem(pem)
+    {
+        problems.add(&dest.path_of("CACerts"), message);
+    }
     let uri_path = dest.path_of("uri");
     dest.finish(problems);
-    let text = uri?;
+    let uri = sink_uri(&uri?)
+        .map_err(|message| problems.add(&uri_path, message))
+        .ok()?;
+    Some(Destination { uri, ca_certs })
+}
+
+/// An absolute `http://` or `https://` URL without credentials.
+pub fn sink_uri(text: &str) -> Result<Uri, String> {
     match text.parse::<Uri>() {
+        // hyper would not use them, and the URL is repeated in dead letters and logs.
         Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
-            // hyper would not use them, and the URL is repeated in dead letters and logs.
-            problems.add(
-                &uri_path,
-                "credentials in the URL (user:password@) are not supported",
-            );
-            None
+            Err("credentials in the URL (user:password@) are not supported".into())
         }
-        Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => Some(uri),
-        Ok(uri) if uri.scheme_str() == Some("https") => {
-            problems.add(
-                &uri_path,
-                format!("https sinks are not supported by this version yet: {uri}"),
-            );
-            None
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(uri)
         }
-        _ => {
-            problems.add(
-                &uri_path,
-                format!("expected an absolute http:// URL, found {text:?}"),
-            );
-            None
-        }
+        _ => Err(format!(
+            "expected an absolute http:// or https:// URL, found {text:?}"
+        )),
     }
 }
 
@@ -172,6 +180,8 @@ pub struct Delivery {
     pub timeout: Duration,
     /// Where events go once the retries are spent.
     pub dead_letter_sink: Option<Uri>,
+    /// Extra CA certificates (PEM) for HTTPS sinks, from the destinations' `CACerts`.
+    pub ca_certs: Vec<String>,
 }
 
 impl Default for Delivery {
@@ -183,6 +193,7 @@ impl Default for Delivery {
             backoff_max_delay: Duration::from_secs(30),
             timeout: Duration::from_secs(30),
             dead_letter_sink: None,
+            ca_certs: Vec::new(),
         }
     }
 }
@@ -219,7 +230,10 @@ pub fn delivery(spec: &mut Obj<'_>, problems: &mut Problems) -> Delivery {
         }
     }
     if let Some((value, path)) = delivery.get("deadLetterSink") {
-        out.dead_letter_sink = destination(value, &path, problems);
+        if let Some(dead_letters) = destination(value, &path, problems) {
+            out.ca_certs.extend(dead_letters.ca_certs);
+            out.dead_letter_sink = Some(dead_letters.uri);
+        }
     }
     delivery.finish(problems);
     out

@@ -112,24 +112,22 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
                     .ok()
             });
             let sink = match env.get("K_SINK") {
-                Some(uri) => match uri.parse::<http::Uri>() {
-                    Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {
-                        Some(uri)
-                    }
-                    _ => {
-                        problem(
-                            "K_SINK",
-                            format!("expected an absolute http:// URL, found {uri:?}"),
-                        );
-                        None
-                    }
-                },
+                Some(uri) => super::common::sink_uri(&uri)
+                    .map_err(|message| problem("K_SINK", message))
+                    .ok(),
                 None => {
                     problem("K_SINK", "is required".into());
                     None
                 }
             };
             let mut delivery = Delivery::default();
+            // Knative sets K_CA_CERTS for sinks served over HTTPS with their own CA.
+            if let Some(pem) = env.get("K_CA_CERTS") {
+                match crate::http::tls::parse_ca_pem(&pem) {
+                    Ok(_) => delivery.ca_certs.push(pem),
+                    Err(message) => problem("K_CA_CERTS", message),
+                }
+            }
             if let Some(seconds) = env.get("K_SINK_TIMEOUT") {
                 match seconds.parse::<u64>() {
                     Ok(seconds) if seconds > 0 => delivery.timeout = Duration::from_secs(seconds),

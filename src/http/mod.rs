@@ -5,3 +5,4 @@ pub mod bearer;
 pub mod health;
 pub mod server;
 pub mod sink;
+pub mod tls;

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 pub type Body = Full<Bytes>;
@@ -50,12 +51,27 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) {
+    serve_tls(listener, handler, shutdown, drain, None).await;
+}
+
+/// Time allowed for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve`], over TLS when an acceptor is given (plain-HTTP clients are then refused).
+pub async fn serve_tls(
+    listener: TcpListener,
+    handler: Handler,
+    shutdown: CancellationToken,
+    drain: Duration,
+    tls: Option<TlsAcceptor>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         // Slow clients that never finish their headers must not hold a connection forever.
         .header_read_timeout(Duration::from_secs(10));
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, _peer) = tokio::select! {
@@ -76,10 +92,33 @@ pub async fn serve(
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request).await) }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = tls.clone();
+        // The handshake happens in the connection's own task: a slow one blocks nobody.
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let result = match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let connection = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
+            if let Err(err) = result {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
         });

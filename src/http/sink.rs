@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -59,24 +60,30 @@ impl SendError {
 /// A pooled HTTP client for one component's sinks.
 #[derive(Clone)]
 pub struct SinkClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     delivery: Delivery,
 }
 
 impl SinkClient {
-    pub fn new(delivery: Delivery) -> Self {
+    /// A client for `http://` and `https://` sinks; HTTPS is verified against the system's
+    /// roots and the destinations' `CACerts`.
+    pub fn new(delivery: Delivery) -> Result<Self, String> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        connector.enforce_http(false);
         connector.set_connect_timeout(Some(delivery.timeout.min(Duration::from_secs(10))));
+        let extra = (!delivery.ca_certs.is_empty()).then(|| delivery.ca_certs.join("\n"));
+        let tls = crate::http::tls::client_config(extra.as_deref())?;
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(connector);
-        SinkClient { client, delivery }
-    }
-
-    pub fn delivery(&self) -> &Delivery {
-        &self.delivery
+        Ok(SinkClient { client, delivery })
     }
 
     /// One attempt: POST and read the answer, within the delivery timeout.

@@ -124,7 +124,10 @@ impl S3SourceConfig {
             Some((value, path)) => common::destination(value, &path, problems),
             None => None,
         };
-        let delivery = common::delivery(&mut spec, problems);
+        let mut delivery = common::delivery(&mut spec, problems);
+        if let Some(sink) = &sink {
+            delivery.ca_certs.extend(sink.ca_certs.clone());
+        }
         let encoding = match spec.string("eventEncoding", problems).as_deref() {
             None | Some("binary") => Encoding::Binary,
             Some("structured") => Encoding::Structured,
@@ -149,7 +152,7 @@ impl S3SourceConfig {
             event_types,
             queue: queue?,
             auth: auth?,
-            sink: sink?,
+            sink: sink?.uri,
             delivery,
             encoding,
             forward_test_events,

@@ -113,7 +113,7 @@ pub async fn run(
         ))
     });
     let ctx = Arc::new(Context {
-        sink: SinkClient::new(config.delivery.clone()),
+        sink: SinkClient::new(config.delivery.clone())?,
         queue_arn,
         config,
         telemetry: telemetry.clone(),

@@ -1,0 +1,244 @@
+//! TLS: the listener serving HTTPS (plain HTTP refused), and HTTPS sinks verified against a
+//! destination's own CA (`CACerts`). Certificates are made for each run with `openssl`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_event_adapter::http::server::{self, Handler, respond};
+use bytes::Bytes;
+use common::*;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A CA and a server certificate for 127.0.0.1 / localhost signed by it, in `dir`.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=aws-event-adapter test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// An HTTPS client that trusts only `ca.pem`.
+fn https_client(ca_pem: &str) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in aws_event_adapter::http::tls::parse_ca_pem(ca_pem).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_serves_https_and_refuses_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let aws = Aws::new().await;
+    let (_, queue_arn) = aws.create_queue(&unique("tls")).await;
+    let manifest = format!(
+        "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: {{ name: q }}\nspec: {{ arn: \"{queue_arn}\" }}\n"
+    );
+    let cert = dir.path().join("server.pem");
+    let key = dir.path().join("server.key");
+    let adapter = Adapter::spawn_with_env(
+        &manifest,
+        &[
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let client = https_client(&std::fs::read_to_string(dir.path().join("ca.pem")).unwrap());
+    let port = adapter.http_addr.port();
+    let ready = format!("https://localhost:{port}/readyz");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(response) = client.get(ready.parse().unwrap()).await
+            && response.status() == StatusCode::OK
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready over HTTPS; log:\n{}",
+            adapter.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An HTTPS client with the CA: served.
+    let request = http::Request::post(format!("https://localhost:{port}/q"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "tls-1")
+        .header("ce-source", "tests")
+        .header("ce-type", "t")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    assert_eq!(
+        client.request(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+    // A plain-HTTP client: refused (no HTTP answer at all).
+    assert!(
+        !matches!(
+            http_get(adapter.http_addr, "/healthz").await,
+            Ok((StatusCode::OK, _))
+        ),
+        "plain HTTP must not be served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_sinks_are_verified_against_the_destination_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let ca_pem = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    // A sink served over TLS with the test CA's certificate.
+    let acceptor = aws_event_adapter::http::tls::acceptor(
+        dir.path().join("server.pem"),
+        dir.path().join("server.key"),
+    )
+    .unwrap();
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
+    let handler: Handler = Arc::new(move |request| {
+        let counter = counter.clone();
+        Box::pin(async move {
+            let _ = request.into_body().collect().await;
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            respond(StatusCode::OK, "application/json", "{}")
+        })
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink = format!(
+        "https://localhost:{}/",
+        listener.local_addr().unwrap().port()
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(server::serve_tls(
+        listener,
+        handler,
+        stop.clone(),
+        Duration::from_secs(1),
+        Some(acceptor),
+    ));
+
+    let aws = Aws::new().await;
+    let (queue_url, queue_arn) = aws.create_queue(&unique("https-sink")).await;
+    let ca_block: String = ca_pem.lines().map(|l| format!("      {l}\n")).collect();
+    let manifest = format!(
+        "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: tls-sink }}\nspec:\n  arn: arn:aws:s3:::media-uploads\n  destination: {{ sqs: {{ queueARN: \"{queue_arn}\" }} }}\n  sink:\n    uri: {sink}\n    CACerts: |\n{ca_block}  receive: {{ waitTimeSeconds: 1 }}\n"
+    );
+    let adapter = Adapter::start(&manifest, &[]).await;
+    aws.send(&queue_url, &put_sample_with_key("over-tls.bin"))
+        .await;
+    wait_until(WAIT, "an event at the HTTPS sink", || {
+        received.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await;
+    aws.wait_queue_empty(&queue_url, WAIT).await;
+    drop(adapter);
+
+    // Without the CA, the sink's certificate is not trusted: nothing is delivered.
+    let (queue_url, queue_arn) = aws.create_queue(&unique("https-untrusted")).await;
+    let manifest = format!(
+        "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: untrusted }}\nspec:\n  arn: arn:aws:s3:::media-uploads\n  destination: {{ sqs: {{ queueARN: \"{queue_arn}\" }} }}\n  sink: {{ uri: \"{sink}\" }}\n  delivery: {{ retry: 0 }}\n  receive: {{ waitTimeSeconds: 1, redeliveryDelay: 30s }}\n"
+    );
+    let adapter = Adapter::start(&manifest, &[]).await;
+    aws.send(&queue_url, &put_sample_with_key("untrusted.bin"))
+        .await;
+    adapter
+        .wait_metric(
+            "aws_event_adapter_sink_events_total",
+            "outcome=\"failed\"",
+            1.0,
+            WAIT,
+        )
+        .await;
+    assert_eq!(
+        received.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "nothing reached the sink"
+    );
+    stop.cancel();
+}

@@ -111,6 +111,59 @@ pub fn status_for_code(code: &str, aws_status: u16) -> StatusCode {
     }
 }
 
+/// Counts an AWS call a target made that failed.
+pub(crate) fn record_aws_error(
+    kind: &'static str,
+    name: &str,
+    operation: &'static str,
+    code: &str,
+) {
+    metrics::counter!(
+        "aws_event_adapter_aws_errors_total",
+        "component" => kind,
+        "name" => name.to_string(),
+        "operation" => operation,
+        "code" => code.to_string()
+    )
+    .increment(1);
+}
+
+/// Calls `probe` (the cheap call a target needs anyway: `GetQueueUrl`, `GetBucketLocation`)
+/// until it succeeds, with backoff, then raises readiness; `what` names the resource in logs.
+pub(crate) async fn become_ready<F, Fut>(
+    name: &str,
+    what: &str,
+    ready: crate::http::health::ReadyFlag,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut probe: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), TargetError>>,
+{
+    let mut wait = std::time::Duration::from_millis(500);
+    loop {
+        match probe().await {
+            Ok(()) => {
+                tracing::info!(target_name = %name, resource = %what, "target ready");
+                ready.set(true);
+                return;
+            }
+            Err(err) => tracing::warn!(
+                target_name = %name,
+                resource = %what,
+                code = err.code.as_deref().unwrap_or(""),
+                error = %err.message,
+                "not reachable yet; retrying"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            () = shutdown.cancelled() => return,
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+    }
+}
+
 /// The reply data of one event, or why it was not written.
 pub type Outcome = Result<serde_json::Value, TargetError>;
 

@@ -316,27 +316,7 @@ pub async fn provision(
             Some(i) => queues[i] = ours,
             None => queues.push(ours),
         }
-        let merged = NotificationConfiguration::builder()
-            .set_queue_configurations(Some(queues))
-            .set_topic_configurations(current.topic_configurations.clone())
-            .set_lambda_function_configurations(current.lambda_function_configurations.clone())
-            .set_event_bridge_configuration(current.event_bridge_configuration.clone())
-            .build();
-        write_call("PutBucketNotificationConfiguration", bucket);
-        with_fresh_credentials(credentials, || {
-            s3.put_bucket_notification_configuration()
-                .bucket(bucket)
-                .notification_configuration(merged.clone())
-                .send()
-        })
-        .await
-        .map_err(|err| {
-            failed(
-                "PutBucketNotificationConfiguration",
-                "s3:PutBucketNotification",
-                &err,
-            )
-        })?;
+        put_notifications(s3, credentials, bucket, &current, queues).await?;
         changes.push(format!(
             "{} notification entry {id} of bucket {bucket} for {}",
             if position.is_some() {
@@ -407,27 +387,7 @@ pub async fn deprovision(
         let before = queues.len();
         queues.retain(|q| q.id() != Some(id.as_str()));
         if queues.len() != before {
-            let merged = NotificationConfiguration::builder()
-                .set_queue_configurations(Some(queues))
-                .set_topic_configurations(current.topic_configurations.clone())
-                .set_lambda_function_configurations(current.lambda_function_configurations.clone())
-                .set_event_bridge_configuration(current.event_bridge_configuration.clone())
-                .build();
-            write_call("PutBucketNotificationConfiguration", bucket);
-            with_fresh_credentials(credentials, || {
-                s3.put_bucket_notification_configuration()
-                    .bucket(bucket)
-                    .notification_configuration(merged.clone())
-                    .send()
-            })
-            .await
-            .map_err(|err| {
-                failed(
-                    "PutBucketNotificationConfiguration",
-                    "s3:PutBucketNotification",
-                    &err,
-                )
-            })?;
+            put_notifications(s3, credentials, bucket, &current, queues).await?;
             done.push(format!(
                 "removed notification entry {id} of bucket {bucket}"
             ));
@@ -462,6 +422,39 @@ pub async fn deprovision(
         ));
     }
     Ok(done)
+}
+
+/// Writes the bucket's notification configuration with `queues` as its queue entries and every
+/// other kind of entry (topics, Lambda functions, EventBridge) as it was.
+async fn put_notifications(
+    s3: &aws_sdk_s3::Client,
+    credentials: &Refreshing,
+    bucket: &str,
+    current: &aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput,
+    queues: Vec<QueueConfiguration>,
+) -> Result<(), ProvisionError> {
+    let merged = NotificationConfiguration::builder()
+        .set_queue_configurations(Some(queues))
+        .set_topic_configurations(current.topic_configurations.clone())
+        .set_lambda_function_configurations(current.lambda_function_configurations.clone())
+        .set_event_bridge_configuration(current.event_bridge_configuration.clone())
+        .build();
+    write_call("PutBucketNotificationConfiguration", bucket);
+    with_fresh_credentials(credentials, || {
+        s3.put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(merged.clone())
+            .send()
+    })
+    .await
+    .map_err(|err| {
+        failed(
+            "PutBucketNotificationConfiguration",
+            "s3:PutBucketNotification",
+            &err,
+        )
+    })?;
+    Ok(())
 }
 
 fn same_entry(entry: &QueueConfiguration, queue: &QueueArn, events: &[String]) -> bool {

@@ -10,7 +10,6 @@ pub mod config;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use bytes::Bytes;
@@ -21,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, TargetError};
+use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
 use crate::aws::{error_label, s3, with_fresh_credentials};
 use crate::cloudevents::encode_header_value;
@@ -68,7 +67,14 @@ impl S3Target {
             sdk,
             client: RwLock::new(None),
         });
-        tokio::spawn(become_ready(target.clone(), ready, shutdown));
+        let probe = target.clone();
+        let (name, bucket) = (probe.name().to_string(), probe.config.bucket.to_string());
+        tokio::spawn(async move {
+            super::become_ready(&name, &bucket, ready, shutdown, || async {
+                probe.client().await.map(|_| ())
+            })
+            .await
+        });
         Ok(target)
     }
 
@@ -93,7 +99,12 @@ impl S3Target {
                 Ok(client)
             }
             Err(err) => {
-                record_aws_error(self.name(), "GetBucketLocation", &error_label(&err));
+                record_aws_error(
+                    COMPONENT,
+                    self.name(),
+                    "GetBucketLocation",
+                    &error_label(&err),
+                );
                 Err(TargetError::from_aws("GetBucketLocation", &err))
             }
         }
@@ -126,45 +137,10 @@ impl S3Target {
                 "versionId": output.version_id,
             })),
             Err(err) => {
-                record_aws_error(self.name(), "PutObject", &error_label(&err));
+                record_aws_error(COMPONENT, self.name(), "PutObject", &error_label(&err));
                 Err(TargetError::from_aws("PutObject", &err))
             }
         }
-    }
-}
-
-fn record_aws_error(name: &str, operation: &'static str, code: &str) {
-    metrics::counter!(
-        "aws_event_adapter_aws_errors_total",
-        "component" => COMPONENT,
-        "name" => name.to_string(),
-        "operation" => operation,
-        "code" => code.to_string()
-    )
-    .increment(1);
-}
-
-async fn become_ready(target: Arc<S3Target>, ready: ReadyFlag, shutdown: CancellationToken) {
-    let mut wait = Duration::from_millis(500);
-    loop {
-        match target.client().await {
-            Ok(_) => {
-                tracing::info!(target_name = %target.name(), bucket = %target.config.bucket.bucket, "writing to the bucket");
-                ready.set(true);
-                return;
-            }
-            Err(err) => tracing::warn!(
-                target_name = %target.name(),
-                code = err.code.as_deref().unwrap_or(""),
-                error = %err.message,
-                "bucket not reachable yet; retrying"
-            ),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {},
-            () = shutdown.cancelled() => return,
-        }
-        wait = (wait * 2).min(Duration::from_secs(30));
     }
 }
 

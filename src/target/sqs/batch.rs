@@ -17,9 +17,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
 
 use super::config::COMPONENT;
-use super::{Message, Queue, record_aws_error};
+use super::{Message, Queue};
 use crate::aws::{error_label, with_fresh_credentials};
-use crate::target::{Outcome, TargetError, status_for_code};
+use crate::target::{Outcome, TargetError, record_aws_error, status_for_code};
 
 /// How long a partial batch waits for more messages.
 const LINGER: Duration = Duration::from_millis(2);
@@ -130,7 +130,7 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) {
     let output = match result {
         Ok(output) => output,
         Err(err) => {
-            record_aws_error(&name, "SendMessageBatch", &error_label(&err));
+            record_aws_error(COMPONENT, &name, "SendMessageBatch", &error_label(&err));
             return answer_all(batch, &TargetError::from_aws("SendMessageBatch", &err));
         }
     };
@@ -151,6 +151,7 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) {
     for failed in output.failed {
         if let Some(reply) = take(&mut replies, &failed.id) {
             record_aws_error(
+                COMPONENT,
                 &name,
                 "SendMessageBatch",
                 &crate::aws::bounded_code(&failed.code),

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{RwLock, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Outcome, TargetError};
+use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
 use crate::aws::{error_label, error_message, with_fresh_credentials};
 use crate::http::health::ReadyFlag;
@@ -107,6 +107,7 @@ impl Queue {
             }
             Err(err) => {
                 record_aws_error(
+                    COMPONENT,
                     &self.config.metadata.name,
                     "GetQueueUrl",
                     &error_label(&err),
@@ -145,17 +146,6 @@ impl Queue {
     }
 }
 
-pub(crate) fn record_aws_error(name: &str, operation: &'static str, code: &str) {
-    metrics::counter!(
-        "aws_event_adapter_aws_errors_total",
-        "component" => COMPONENT,
-        "name" => name.to_string(),
-        "operation" => operation,
-        "code" => code.to_string()
-    )
-    .increment(1);
-}
-
 pub struct SqsTarget {
     queue: Arc<Queue>,
     batcher: mpsc::Sender<Pending>,
@@ -189,7 +179,19 @@ impl SqsTarget {
         });
         let (batcher, receiver) = mpsc::channel(4096);
         tokio::spawn(Batcher::new(queue.clone(), receiver).run());
-        tokio::spawn(become_ready(queue.clone(), ready, shutdown));
+        let probe = queue.clone();
+        tokio::spawn(async move {
+            let (name, arn) = (
+                probe.config.metadata.name.clone(),
+                probe.config.queue.to_string(),
+            );
+            super::become_ready(&name, &arn, ready, shutdown, || async {
+                let url = probe.url().await?;
+                probe.read_max_size(&url).await;
+                Ok(())
+            })
+            .await
+        });
         Ok(Arc::new(SqsTarget { queue, batcher }))
     }
 
@@ -228,32 +230,6 @@ impl SqsTarget {
             })
         });
         join_all(sends).await
-    }
-}
-
-/// Resolves the URL (and the size limit) until it works, then raises readiness.
-async fn become_ready(queue: Arc<Queue>, ready: ReadyFlag, shutdown: CancellationToken) {
-    let mut wait = Duration::from_millis(500);
-    loop {
-        match queue.url().await {
-            Ok(url) => {
-                queue.read_max_size(&url).await;
-                tracing::info!(target_name = %queue.config.metadata.name, queue_url = %url, "sending to the queue");
-                ready.set(true);
-                return;
-            }
-            Err(err) => tracing::warn!(
-                target_name = %queue.config.metadata.name,
-                code = err.code.as_deref().unwrap_or(""),
-                error = %err.message,
-                "queue not reachable yet; retrying"
-            ),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {},
-            () = shutdown.cancelled() => return,
-        }
-        wait = (wait * 2).min(Duration::from_secs(30));
     }
 }
 

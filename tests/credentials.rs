@@ -339,8 +339,14 @@ async fn an_assumed_role_is_refreshed_in_the_background_without_failures() {
         "the expiry gauge moves: {expiry_values:?}"
     );
     // The base identity's secret appears in neither the output nor the metrics.
-    assert!(!adapter.log().contains(&secret), "the base secret key leaked into the log");
-    assert!(!metrics.contains(&secret), "the base secret key leaked into the metrics");
+    assert!(
+        !adapter.log().contains(&secret),
+        "the base secret key leaked into the log"
+    );
+    assert!(
+        !metrics.contains(&secret),
+        "the base secret key leaked into the metrics"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

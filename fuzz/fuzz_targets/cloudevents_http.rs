@@ -33,5 +33,8 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(body);
     let encoded = encode_header_value(&text);
     assert!(encoded.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b)));
-    assert_eq!(decode_header_value(encoded.to_str().expect("visible ASCII")), text);
+    assert_eq!(
+        decode_header_value(encoded.to_str().expect("visible ASCII")),
+        text
+    );
 });

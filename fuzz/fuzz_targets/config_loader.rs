@@ -14,7 +14,11 @@ fn secrets_dir() -> &'static PathBuf {
         let dir = std::env::temp_dir().join(format!("adapter-fuzz-secrets-{}", std::process::id()));
         let aws = dir.join("aws");
         std::fs::create_dir_all(&aws).expect("secrets directory");
-        for key in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+        for key in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
             std::fs::write(aws.join(key), "x").expect("secret file");
         }
         dir

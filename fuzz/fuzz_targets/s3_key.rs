@@ -16,7 +16,9 @@ const S3_KEY: &AsciiSet = &NON_ALPHANUMERIC
 const MOTO_KEY: &AsciiSet = &S3_KEY.add(b'/');
 
 fn form_encode(key: &str, set: &'static AsciiSet) -> String {
-    utf8_percent_encode(key, set).to_string().replace("%20", "+")
+    utf8_percent_encode(key, set)
+        .to_string()
+        .replace("%20", "+")
 }
 
 fuzz_target!(|data: &[u8]| {

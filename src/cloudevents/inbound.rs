@@ -37,6 +37,12 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Vec<Event>, DecodeErro
                 .to_ascii_lowercase()
         });
     if headers.contains_key("ce-specversion") {
+        // `data` is the body, not an attribute: a `ce-data` header would collide with it.
+        if headers.contains_key("ce-data") || headers.contains_key("ce-data_base64") {
+            return Err(bad_request(
+                "ce-data / ce-data_base64 headers are not allowed: the data is the request body",
+            ));
+        }
         let event = cloudevents::binding::http::to_event(headers, body.to_vec())
             .map_err(|err| bad_request(format!("invalid binary-mode CloudEvent: {err}")))?;
         return Ok(vec![json_data_as_json(percent_decode_attributes(event))]);
@@ -62,14 +68,10 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Vec<Event>, DecodeErro
 /// cloudevents-sdk keeps a binary-mode body as bytes whatever its type; JSON data is JSON,
 /// so that re-encoding the event (structured mode) gives `data`, not `data_base64`.
 fn json_data_as_json(mut event: Event) -> Event {
+    // The same rule as cloudevents-sdk's, so what is turned into JSON here is read back as JSON
+    // by the SDK's structured decoder (and everything else stays bytes).
     let is_json = event.datacontenttype().is_some_and(|t| {
-        let t = t
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        t == "application/json" || t == "text/json" || t.ends_with("+json")
+        t.starts_with("application/json") || t.starts_with("text/json") || t.ends_with("+json")
     });
     if is_json
         && let Some(cloudevents::Data::Binary(bytes)) = event.data()
@@ -150,6 +152,35 @@ mod tests {
         let structured = serde_json::to_value(&events[0]).unwrap();
         assert_eq!(structured["data"]["a"], 1, "{structured}");
         assert!(structured.get("data_base64").is_none());
+    }
+
+    #[test]
+    fn a_ce_data_header_is_refused_and_odd_json_types_stay_bytes() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "s"),
+            ("ce-type", "t"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        headers.insert(
+            "content-type",
+            "application/vnd.api+json; charset=utf-8".parse().unwrap(),
+        );
+        let events = decode(&headers, Bytes::from_static(br#"{"a":1}"#)).unwrap();
+        let structured = serde_json::to_vec(&events[0]).unwrap();
+        let back: cloudevents::Event =
+            serde_json::from_slice(&structured).expect("the SDK reads it back");
+        assert_eq!(back.id(), "1");
+        headers.insert("ce-data", "x".parse().unwrap());
+        assert_eq!(
+            decode(&headers, Bytes::from_static(b"{}"))
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]

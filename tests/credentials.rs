@@ -115,6 +115,22 @@ spec:
     }
 }
 
+/// No secret value of the test appears in the adapter's output or in its /metrics.
+async fn assert_no_leak(adapter: &Adapter, secrets: &[&str]) {
+    let log = adapter.log();
+    let metrics = adapter.metrics().await;
+    for secret in secrets {
+        assert!(
+            !log.contains(secret),
+            "a secret value appears in the output"
+        );
+        assert!(
+            !metrics.contains(secret),
+            "a secret value appears in /metrics"
+        );
+    }
+}
+
 fn write_secret(dir: &std::path::Path, key: &str, value: &str) {
     // As Kubernetes does: write aside, then rename over, so a reader never sees half a file.
     let folder = dir.join("aws");
@@ -214,11 +230,7 @@ async fn static_keys_from_secret_files_rotate_without_a_restart() {
             .await,
         0.0
     );
-    let log = adapter.log();
-    assert!(
-        !log.contains(&secret1) && !log.contains(&key2.secret_access_key),
-        "a secret leaked into the log"
-    );
+    assert_no_leak(&adapter, &[&secret1, &key2.secret_access_key]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,10 +270,11 @@ async fn temporary_keys_with_a_session_token() {
     world.send("temporary.txt").await;
     sink.wait_accepted(1, WAIT).await;
     world.wait_empty(&adapter).await;
-    assert!(
-        !adapter.log().contains(&temporary.session_token),
-        "the session token leaked"
-    );
+    assert_no_leak(
+        &adapter,
+        &[&temporary.session_token, &temporary.secret_access_key],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,10 +396,7 @@ async fn web_identity_with_a_token_file() {
     world.send("irsa.txt").await;
     sink.wait_accepted(1, WAIT).await;
     world.wait_empty(&adapter).await;
-    assert!(
-        !adapter.log().contains("web-identity-token-for-tests"),
-        "the token leaked"
-    );
+    assert_no_leak(&adapter, &["web-identity-token-for-tests"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,14 +5,9 @@ use crate::aws::credentials;
 use crate::config::Config;
 use crate::source::s3::config::{COMPONENT, S3SourceConfig};
 use crate::source::s3::provision;
-use crate::telemetry::Component;
 
 async fn credentials_for(source: &S3SourceConfig) -> Result<credentials::Refreshing, String> {
-    let component = Component {
-        kind: COMPONENT,
-        name: source.metadata.name.clone(),
-        namespace: source.metadata.namespace.clone(),
-    };
+    let component = source.metadata.component(COMPONENT);
     let credentials =
         credentials::for_component(&component, &source.auth, &crate::aws::default_region()).await?;
     credentials.refresh_now().await.map_err(|err| {

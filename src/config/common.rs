@@ -30,6 +30,17 @@ const IGNORED_METADATA: [&str; 9] = [
     "ownerReferences",
 ];
 
+impl Metadata {
+    /// The component of this kind and identity, as metrics and logs name it.
+    pub fn component(&self, kind: &'static str) -> crate::telemetry::Component {
+        crate::telemetry::Component {
+            kind,
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+}
+
 pub fn metadata(doc: &mut Obj<'_>, problems: &mut Problems) -> Option<Metadata> {
     let mut meta = doc.require_obj("metadata", problems)?;
     let name = meta.require_string("name", problems);

@@ -165,6 +165,17 @@ impl<'a> Obj<'a> {
         as_string(value, &path, problems)
     }
 
+    /// A required string parsed with `FromStr` (ARNs...); the parser's message is the problem.
+    pub fn require_parsed<T>(&mut self, key: &'static str, problems: &mut Problems) -> Option<T>
+    where
+        T: std::str::FromStr<Err = String>,
+    {
+        let text = self.require_string(key, problems)?;
+        text.parse::<T>()
+            .map_err(|message| problems.add(&self.path_of(key), message))
+            .ok()
+    }
+
     pub fn bool(&mut self, key: &'static str, problems: &mut Problems) -> Option<bool> {
         let (value, path) = self.get(key)?;
         match value {

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::{Outcome, Target, TargetError};
 use crate::cloudevents::{Encoding, OutEvent, inbound};
 use crate::http::bearer::BearerAuth;
-use crate::http::server::Body;
+use crate::http::server::{Body, respond};
 
 /// Time allowed for a request body to arrive once its headers did.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -315,11 +315,7 @@ fn json_response(
     retry_after: Option<u64>,
     body: &serde_json::Value,
 ) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut response = respond(status, "application/json", body.to_string());
     if let Some(seconds) = retry_after {
         response
             .headers_mut()

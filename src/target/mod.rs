@@ -111,6 +111,18 @@ pub fn status_for_code(code: &str, aws_status: u16) -> StatusCode {
     }
 }
 
+/// Hex SHA-256 of an event's `source` and `id` — what identifies an event per the CloudEvents
+/// spec — so a retried event maps to the same SQS deduplication id and the same S3 key.
+pub fn event_identity_hash(event: &Event) -> String {
+    use cloudevents::AttributesReader;
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(event.source().as_bytes());
+    hasher.update([0]);
+    hasher.update(event.id().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
 /// Counts an AWS call a target made that failed.
 pub(crate) fn record_aws_error(
     kind: &'static str,

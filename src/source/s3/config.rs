@@ -104,11 +104,7 @@ impl S3SourceConfig {
         let metadata = common::metadata(doc, problems);
         let mut spec = doc.require_obj("spec", problems)?;
 
-        let bucket = spec.require_string("arn", problems).and_then(|arn| {
-            arn.parse::<BucketArn>()
-                .map_err(|message| problems.add(&spec.path_of("arn"), message))
-                .ok()
-        });
+        let bucket = spec.require_parsed::<BucketArn>("arn", problems);
         let event_types = spec.strings("eventTypes", problems).unwrap_or_default();
         for (index, pattern) in event_types.iter().enumerate() {
             if !pattern.starts_with("s3:") && pattern != "*" {
@@ -175,14 +171,10 @@ fn decode_destination(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<Opt
     let sqs = destination.require_obj("sqs", problems);
     destination.finish(problems);
     let mut sqs = sqs?;
-    let arn = sqs.require_string("queueARN", problems);
+    let queue = sqs.require_parsed::<QueueArn>("queueARN", problems);
     let path = sqs.path_of("queueARN");
     sqs.finish(problems);
-    let queue = arn.and_then(|arn| {
-        arn.parse::<QueueArn>()
-            .map_err(|message| problems.add(&path, message))
-            .ok()
-    })?;
+    let queue = queue?;
     if queue.is_fifo() {
         // S3 cannot notify FIFO queues.
         problems.add(&path, "S3 event notifications cannot target a FIFO queue");

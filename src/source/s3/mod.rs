@@ -38,7 +38,6 @@ use crate::aws::credentials;
 use crate::aws::{error_label, error_message, with_fresh_credentials};
 use crate::http::health::ReadyFlag;
 use crate::http::sink::SinkClient;
-use crate::telemetry::Component;
 use config::S3SourceConfig;
 use heartbeat::InFlight;
 use process::Context;
@@ -56,11 +55,7 @@ pub async fn run(
     grace: Duration,
 ) -> Result<(), String> {
     let name = config.metadata.name.clone();
-    let component = Component {
-        kind: config::COMPONENT,
-        name: name.clone(),
-        namespace: config.metadata.namespace.clone(),
-    };
+    let component = config.metadata.component(config::COMPONENT);
     // Credentials in the queue's region (or the default region until the queue is known).
     let region = config
         .queue

@@ -73,11 +73,7 @@ fn namespace(config: &S3SourceConfig) -> &str {
 
 /// The source as a metric label set.
 fn component(config: &S3SourceConfig) -> Component {
-    Component {
-        kind: super::config::COMPONENT,
-        name: config.metadata.name.clone(),
-        namespace: config.metadata.namespace.clone(),
-    }
+    config.metadata.component(super::config::COMPONENT)
 }
 
 /// The owner tag's value for this source.

@@ -34,12 +34,7 @@ impl S3TargetConfig {
     ) -> Option<Self> {
         let metadata = common::metadata(doc, problems);
         let mut spec = doc.require_obj("spec", problems)?;
-        let arn_path = spec.path_of("arn");
-        let bucket = spec.require_string("arn", problems).and_then(|arn| {
-            arn.parse::<BucketArn>()
-                .map_err(|message| problems.add(&arn_path, message))
-                .ok()
-        });
+        let bucket = spec.require_parsed::<BucketArn>("arn", problems);
         let discard_context = spec
             .bool("discardCloudEventContext", problems)
             .unwrap_or(false);

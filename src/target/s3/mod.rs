@@ -16,7 +16,6 @@ use bytes::Bytes;
 use cloudevents::{AttributesReader, Data, Event};
 use futures::future::join_all;
 use http::StatusCode;
-use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
@@ -49,11 +48,7 @@ impl S3Target {
         ready: ReadyFlag,
         shutdown: CancellationToken,
     ) -> Result<Arc<S3Target>, String> {
-        let component = Component {
-            kind: COMPONENT,
-            name: config.metadata.name.clone(),
-            namespace: config.metadata.namespace.clone(),
-        };
+        let component = config.metadata.component(COMPONENT);
         // Buckets are global; their region is asked for from the default region.
         let region = crate::aws::default_region();
         let credentials = credentials::for_component(&component, &config.auth, &region).await?;
@@ -222,11 +217,7 @@ pub fn to_object(config: &S3TargetConfig, event: &Event) -> Result<Object, Targe
 
 /// `<type>/<hash of source and id>`: the same event always lands on the same key.
 pub fn derived_key(event: &Event) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(event.source().as_bytes());
-    hasher.update([0]);
-    hasher.update(event.id().as_bytes());
-    let hash = hex::encode(hasher.finalize());
+    let hash = super::event_identity_hash(event);
     format!("{}/{}", event.ty(), &hash[..32])
 }
 

@@ -37,12 +37,7 @@ impl SqsTargetConfig {
     ) -> Option<Self> {
         let metadata = common::metadata(doc, problems);
         let mut spec = doc.require_obj("spec", problems)?;
-        let arn_path = spec.path_of("arn");
-        let queue = spec.require_string("arn", problems).and_then(|arn| {
-            arn.parse::<QueueArn>()
-                .map_err(|message| problems.add(&arn_path, message))
-                .ok()
-        });
+        let queue = spec.require_parsed::<QueueArn>("arn", problems);
         let discard_context = spec
             .bool("discardCloudEventContext", problems)
             .unwrap_or(false);

@@ -18,7 +18,6 @@ use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use cloudevents::{AttributesReader, Data, Event};
 use futures::future::join_all;
 use http::StatusCode;
-use sha2::{Digest, Sha256};
 use tokio::sync::{RwLock, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +25,6 @@ use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
 use crate::aws::{error_label, error_message, with_fresh_credentials};
 use crate::http::health::ReadyFlag;
-use crate::telemetry::Component;
 use batch::{Batcher, Pending};
 use config::{COMPONENT, SqsTargetConfig};
 
@@ -159,11 +157,7 @@ impl SqsTarget {
         ready: ReadyFlag,
         shutdown: CancellationToken,
     ) -> Result<Arc<SqsTarget>, String> {
-        let component = Component {
-            kind: COMPONENT,
-            name: config.metadata.name.clone(),
-            namespace: config.metadata.namespace.clone(),
-        };
+        let component = config.metadata.component(COMPONENT);
         let credentials =
             credentials::for_component(&component, &config.auth, &config.queue.region).await?;
         let _ = credentials.refresh_now().await;
@@ -263,11 +257,7 @@ pub fn to_message(config: &SqsTargetConfig, event: &Event) -> Result<Message, Ta
 
 /// Same `source` and `id` — the same event, per the CloudEvents spec — same id.
 pub fn deduplication_id(event: &Event) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(event.source().as_bytes());
-    hasher.update([0]);
-    hasher.update(event.id().as_bytes());
-    hex::encode(hasher.finalize())
+    super::event_identity_hash(event)
 }
 
 fn data_as_text(event: &Event) -> Result<String, TargetError> {

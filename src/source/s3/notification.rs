@@ -240,10 +240,13 @@ fn parse_record(index: usize, raw: &RawValue) -> Record {
             detail: detail.to_owned(),
         })
     };
-    let rec = match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::Object(rec)) => rec,
-        Ok(_) => return invalid("not a JSON object"),
+    // Parsed once: the fields below and the id's canonical hash both read this tree.
+    let value = match serde_json::from_str::<Value>(raw.get()) {
+        Ok(value) => value,
         Err(e) => return invalid(&format!("unusable JSON: {}", quote(&e.to_string()))),
+    };
+    let Value::Object(rec) = &value else {
+        return invalid("not a JSON object");
     };
     match rec.get("eventVersion") {
         None => {}
@@ -261,18 +264,18 @@ fn parse_record(index: usize, raw: &RawValue) -> Record {
             });
         }
     }
-    let Some(event_name) = non_empty_str(&rec, &["eventName"]) else {
+    let Some(event_name) = non_empty_str(rec, &["eventName"]) else {
         return invalid("missing, empty or non-string `eventName`");
     };
-    let Some(bucket) = non_empty_str(&rec, &["s3", "bucket", "name"]) else {
+    let Some(bucket) = non_empty_str(rec, &["s3", "bucket", "name"]) else {
         return invalid("missing, empty or non-string `s3.bucket.name`");
     };
-    let Some(key) = non_empty_str(&rec, &["s3", "object", "key"]) else {
+    let Some(key) = non_empty_str(rec, &["s3", "object", "key"]) else {
         return invalid("missing, empty or non-string `s3.object.key`");
     };
-    let source = match non_empty_str(&rec, &["s3", "bucket", "arn"]) {
+    let source = match non_empty_str(rec, &["s3", "bucket", "arn"]) {
         Some(arn) if is_s3_arn(arn) => arn.to_owned(),
-        _ => bucket_arn(bucket, non_empty_str(&rec, &["awsRegion"])),
+        _ => bucket_arn(bucket, non_empty_str(rec, &["awsRegion"])),
     };
     let event_name = event_name.strip_prefix("s3:").unwrap_or(event_name);
     Record::Event(S3Event {
@@ -280,8 +283,8 @@ fn parse_record(index: usize, raw: &RawValue) -> Record {
         ce_type: ce_type(event_name),
         source,
         subject: decode_key(key),
-        id: content_id(raw.get()),
-        time: non_empty_str(&rec, &["eventTime"]).and_then(parse_time),
+        id: value_id(&value),
+        time: non_empty_str(rec, &["eventTime"]).and_then(parse_time),
         data: Bytes::copy_from_slice(raw.get().as_bytes()),
     })
 }
@@ -450,31 +453,60 @@ fn quote(text: &str) -> String {
 /// and SNS-wrapped (where it was re-serialised) hashes the same. Text that is not JSON (not
 /// expected: callers pass parsed text) is hashed as is.
 fn content_id(json: &str) -> String {
-    let mut hasher = Sha256::new();
     match serde_json::from_str::<Value>(json) {
-        Ok(value) => hash_canonical(&value, &mut hasher),
-        Err(_) => hasher.update(json.as_bytes()),
+        Ok(value) => value_id(&value),
+        Err(_) => hex_id(Sha256::digest(json.as_bytes()).as_slice()),
     }
-    let mut id = hex::encode(hasher.finalize());
-    id.truncate(ID_HEX_LEN);
-    id
+}
+
+/// [`content_id`] of text already parsed.
+fn value_id(value: &Value) -> String {
+    let mut hasher = HashWriter(Sha256::new());
+    hash_canonical(value, &mut hasher);
+    hex_id(hasher.0.finalize().as_slice())
+}
+
+fn hex_id(digest: &[u8]) -> String {
+    hex::encode(&digest[..ID_HEX_LEN / 2])
+}
+
+/// Lets serde_json write escaped strings and numbers straight into the hash, without an
+/// intermediate `String` per scalar (this runs for every member of every record).
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl HashWriter {
+    fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    /// The compact JSON of a string or scalar; writing to a hash cannot fail.
+    fn json<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
+        let _ = serde_json::to_writer(&mut *self, value);
+    }
 }
 
 /// Feeds the canonical JSON of `value` to `hasher`. Recursion is bounded by serde_json's
 /// nesting limit (128) applied when `value` was parsed.
-fn hash_canonical(value: &Value, hasher: &mut Sha256) {
+fn hash_canonical(value: &Value, hasher: &mut HashWriter) {
     match value {
         Value::Object(members) => {
-            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(b.0));
             hasher.update(b"{");
-            for (n, (key, member)) in sorted.into_iter().enumerate() {
-                if n > 0 {
-                    hasher.update(b",");
-                }
-                hash_canonical(&Value::String(key.clone()), hasher);
-                hasher.update(b":");
-                hash_canonical(member, hasher);
+            // serde_json's map is ordered by key unless its `preserve_order` feature is on.
+            if members.keys().is_sorted() {
+                hash_members(members.iter(), hasher);
+            } else {
+                let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(b.0));
+                hash_members(sorted.into_iter(), hasher);
             }
             hasher.update(b"}");
         }
@@ -488,7 +520,21 @@ fn hash_canonical(value: &Value, hasher: &mut Sha256) {
             }
             hasher.update(b"]");
         }
-        scalar => hasher.update(scalar.to_string().as_bytes()),
+        scalar => hasher.json(scalar),
+    }
+}
+
+fn hash_members<'a>(
+    members: impl Iterator<Item = (&'a String, &'a Value)>,
+    hasher: &mut HashWriter,
+) {
+    for (n, (key, member)) in members.enumerate() {
+        if n > 0 {
+            hasher.update(b",");
+        }
+        hasher.json(key);
+        hasher.update(b":");
+        hash_canonical(member, hasher);
     }
 }
 

@@ -545,3 +545,14 @@ fn hostile_inputs_never_panic() {
         Body::Malformed(Malformed::InvalidSnsMessage { .. })
     ));
 }
+
+#[test]
+fn id_is_the_hash_of_the_canonical_record() {
+    // Members out of order, spaces, an escaped character and a number: the id is SHA-256 of
+    // the compact text with members sorted by key — pinned, since users deduplicate on it.
+    let body = r#"{ "Records": [ { "s3": { "object": { "size": 12, "key": "a\u0041" },
+        "bucket": { "name": "b" } }, "eventName": "ObjectCreated:Put", "eventVersion": "2.1" } ] }"#;
+    let canonical = r#"{"eventName":"ObjectCreated:Put","eventVersion":"2.1","s3":{"bucket":{"name":"b"},"object":{"key":"aA","size":12}}}"#;
+    let expected = hex::encode(Sha256::digest(canonical.as_bytes()));
+    assert_eq!(one_event(body).id, expected[..32]);
+}

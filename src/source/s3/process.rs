@@ -199,26 +199,40 @@ async fn send(ctx: &Context, uri: &Uri, event: &OutEvent) -> Result<(), SendErro
 async fn deliver_all(
     ctx: &Context,
     message_id: &str,
-    events: Vec<OutEvent>,
+    mut events: Vec<OutEvent>,
 ) -> Vec<(OutEvent, SendError)> {
+    if events.len() <= 1 {
+        // The common case (S3 puts one record in a message) skips the stream machinery.
+        return match events.pop() {
+            Some(event) => deliver(ctx, message_id, event).await.into_iter().collect(),
+            None => Vec::new(),
+        };
+    }
     stream::iter(events)
-        .map(|event| async move {
-            let started = Instant::now();
-            match send(ctx, &ctx.config.sink, &event).await {
-                Ok(()) => {
-                    ctx.telemetry.delivered(started.elapsed());
-                    None
-                }
-                Err(err) => {
-                    ctx.telemetry.delivery_failed(message_id, &event.id, &err);
-                    Some((event, err))
-                }
-            }
-        })
+        .map(|event| deliver(ctx, message_id, event))
         .buffer_unordered(CONCURRENT_EVENTS_PER_MESSAGE)
         .filter_map(std::future::ready)
         .collect()
         .await
+}
+
+/// Delivers one event; returns it with the error if the sink did not accept it.
+async fn deliver(
+    ctx: &Context,
+    message_id: &str,
+    event: OutEvent,
+) -> Option<(OutEvent, SendError)> {
+    let started = Instant::now();
+    match send(ctx, &ctx.config.sink, &event).await {
+        Ok(()) => {
+            ctx.telemetry.delivered(started.elapsed());
+            None
+        }
+        Err(err) => {
+            ctx.telemetry.delivery_failed(message_id, &event.id, &err);
+            Some((event, err))
+        }
+    }
 }
 
 /// After the retries: events (and broken records, as the raw message) go to the dead-letter

@@ -12,6 +12,11 @@ use aws_event_adapter::app::{self, RunOptions};
 use aws_event_adapter::config::{self, LoadOptions};
 use aws_event_adapter::http::bearer::BearerAuth;
 use aws_event_adapter::target::ingress::Limits;
+
+/// mimalloc instead of glibc's malloc: per-event work allocates from every worker thread, and
+/// glibc's arenas showed up in profiles as lock contention and a fifth of the CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use aws_event_adapter::telemetry::{LogFormat, init_logging};
 
 /// Exit code for a configuration that cannot be used (sysexits' EX_CONFIG).

@@ -26,6 +26,14 @@
 //!   `DeleteMessage(Batch)`, `ChangeMessageVisibility(Batch)`, `SendMessage(Batch)` (MD5s as
 //!   SQS computes them, `DelaySeconds`), `CreateQueue`, `ListQueues`, `PurgeQueue`. Errors have
 //!   SQS's shape: HTTP 400, `{"__type": ..., "message": ...}` and `x-amzn-query-error`.
+//! - STS `AssumeRole` in the AWS query protocol (`POST /` with a form body
+//!   `Action=AssumeRole&RoleArn=...&RoleSessionName=...`, answered in `text/xml`), for
+//!   aws-config's `AssumeRoleProvider` (the adapter's `credentials.assumeIamRole`): every answer
+//!   has fresh, distinct keys (`ASIA<counter>`) that expire `--sts-expiry-secs` (3600) after the
+//!   call, whatever `DurationSeconds` asked, so a benchmark can force a refresh every few
+//!   seconds. A missing `RoleArn`/`RoleSessionName` (`MissingParameter`) or another `Action`
+//!   (`InvalidAction`) gets STS's error shape: HTTP 400, `<ErrorResponse><Error><Type>Sender`
+//!   `</Type><Code>...</Code><Message>...</Message></Error><RequestId>...`. No other STS call.
 //! - Semantics: a received message stays hidden for its visibility timeout, then is delivered
 //!   again with `ApproximateReceiveCount` one higher; every receive gives a new receipt handle
 //!   and only the latest one deletes or changes the message (an older one, or one of a deleted
@@ -36,16 +44,21 @@
 //!
 //! Control endpoints for a benchmark harness (plain HTTP, no SQS headers):
 //!
-//! - `GET /stats`: `{"requests": {"ReceiveMessage": n, ...}, "requests_total", "sent",
-//!   "preloaded", "received", "deleted", "expired", "visibility_changes", "invalid_receipts",
-//!   "empty_receives", "visible", "in_flight", "delayed", "queues": {NAME: {...}}}`: counters
-//!   since start (take differences between phases), and the current depths.
+//! - `GET /stats`: `{"requests": {"ReceiveMessage": n, ...}, "requests_total", "assume_role",
+//!   "sent", "preloaded", "received", "deleted", "expired", "visibility_changes",
+//!   "invalid_receipts", "empty_receives", "visible", "in_flight", "delayed", "queues": {NAME:
+//!   {...}}}`: counters since start (take differences between phases), and the current depths.
+//!   `requests` and `requests_total` count SQS requests only (SQS requests per event);
+//!   `assume_role` counts the STS `AssumeRole` requests (answered or refused) apart.
 //! - `POST /preload?n=N[&queue=NAME][&records=K]`: N more notifications, at run time.
 //!
 //! The adapter against it: an `AWSS3Source` with `destination.sqs.queueARN:
 //! arn:aws:sqs:us-east-1:123456789012:bench` (or an `AWSSQSTarget` with that `arn`), run with
 //! `AWS_ENDPOINT_URL=http://127.0.0.1:PORT AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x
-//! AWS_SECRET_ACCESS_KEY=x`.
+//! AWS_SECRET_ACCESS_KEY=x`. To measure credential refreshes, give it `spec.auth.credentials`
+//! (any keys) with `assumeIamRole: arn:aws:iam::123456789012:role/bench` (any role ARN) and a
+//! `refreshMargin` below the stand-in's `--sts-expiry-secs`; STS goes to the same
+//! `AWS_ENDPOINT_URL`, and `/stats` `assume_role` counts the refreshes.
 //!
 //! One `Mutex` per queue, no background task, HTTP/1.1 keep-alive (and h2c) with hyper;
 //! `--threads` (default 1) worker threads, to leave the machine's cores to what is measured.
@@ -57,6 +70,8 @@ mod notifications;
 mod protocol;
 #[path = "sqs_standin/queue.rs"]
 mod queue;
+#[path = "sqs_standin/sts.rs"]
+mod sts;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -120,6 +135,10 @@ pub struct Args {
     /// Worker threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Lifetime of the credentials STS AssumeRole hands out, in seconds (whatever
+    /// DurationSeconds asks): a few seconds make the adapter refresh them that often.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sts_expiry_secs: u32,
 }
 
 /// Everything the server shares between connections.
@@ -135,6 +154,8 @@ pub struct App {
     requests: [AtomicU64; Op::ALL.len()],
     pub generator: Generator,
     pub records_per_message: usize,
+    /// STS AssumeRole (counted apart from the SQS requests).
+    pub sts: sts::Sts,
 }
 
 impl App {
@@ -154,6 +175,7 @@ impl App {
             requests: std::array::from_fn(|_| AtomicU64::new(0)),
             generator: Generator::new(&args.bucket, &args.region),
             records_per_message: usize::from(args.records_per_message),
+            sts: sts::Sts::new(args.sts_expiry_secs),
         };
         for name in &args.queues {
             app.create_queue(name, app.defaults);
@@ -245,7 +267,11 @@ impl App {
             .iter()
             .map(|n| n.load(Ordering::Relaxed))
             .sum();
-        let mut total = json!({"requests": requests, "requests_total": requests_total});
+        let mut total = json!({
+            "requests": requests,
+            "requests_total": requests_total,
+            "assume_role": self.sts.assume_role_count(),
+        });
         let mut per_queue = serde_json::Map::new();
         for queue in self.queues() {
             let (visible, in_flight, delayed) = queue.depth();
@@ -312,6 +338,9 @@ async fn handle(
     {
         return Ok(sqs(&app, op, request).await);
     }
+    if sts::is_query(&request) {
+        return Ok(sts::call(&app, request).await);
+    }
     let path = request.uri().path();
     Ok(match (request.method(), path) {
         (&Method::GET, "/stats") => response(
@@ -323,7 +352,7 @@ async fn handle(
         (&Method::GET, "/" | "/health" | "/healthz") => text(StatusCode::OK, "ok"),
         (&Method::POST, _) => text(
             StatusCode::BAD_REQUEST,
-            "only the SQS JSON 1.0 protocol is served (X-Amz-Target: AmazonSQS.<Operation>); the query protocol (Action=...) is not",
+            "only the SQS JSON 1.0 protocol (X-Amz-Target: AmazonSQS.<Operation>) and STS AssumeRole (a form body, Action=AssumeRole) are served",
         ),
         _ => text(StatusCode::NOT_FOUND, "not found"),
     })
@@ -924,6 +953,135 @@ mod tests {
         assert_eq!(stats["sent"], 11);
         assert_eq!(stats["requests"]["SendMessageBatch"], 4);
         assert_eq!(stats["queues"]["orders"]["in_flight"], 10);
+    }
+
+    /// The STS client of the SDK, pointed at the stand-in.
+    fn sts_client(addr: SocketAddr) -> aws_sdk_sts::Client {
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .credentials_provider(Credentials::new("base", "base", None, None, "test"))
+            .build();
+        aws_sdk_sts::Client::from_conf(config)
+    }
+
+    /// How long after `since` the credentials expire: ~`--sts-expiry-secs` (truncated to the
+    /// second as STS does).
+    fn lifetime(expiration: std::time::SystemTime, since: std::time::SystemTime) -> Duration {
+        expiration.duration_since(since).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn assume_role_with_the_sdk() {
+        use aws_sdk_sts::error::ProvideErrorMetadata;
+        use aws_sdk_sts::operation::RequestId;
+        let (addr, _app) = standin(&["--sts-expiry-secs", "3"]).await;
+        let sts = sts_client(addr);
+        let assume = |session: &'static str| {
+            sts.assume_role()
+                .role_arn("arn:aws:iam::210987654321:role/team/cross")
+                .role_session_name(session)
+                .external_id("ext")
+                .duration_seconds(3600)
+                .send()
+        };
+        let before = std::time::SystemTime::now();
+        let first = assume("one").await.unwrap();
+        let second = assume("two").await.unwrap();
+        assert!(first.request_id().is_some());
+        let (a, b) = (first.credentials.unwrap(), second.credentials.unwrap());
+        for keys in [&a, &b] {
+            assert!(keys.access_key_id.starts_with("ASIA"), "{keys:?}");
+            assert!(!keys.secret_access_key.is_empty() && !keys.session_token.is_empty());
+            let expiration = std::time::SystemTime::try_from(keys.expiration).unwrap();
+            let left = lifetime(expiration, before);
+            assert!(
+                left >= Duration::from_secs(2) && left <= Duration::from_secs(4),
+                "{left:?} (DurationSeconds 3600 is overridden)"
+            );
+        }
+        assert_ne!(a.access_key_id, b.access_key_id);
+        assert_ne!(a.secret_access_key, b.secret_access_key);
+        assert_ne!(a.session_token, b.session_token);
+        let user = second.assumed_role_user.unwrap();
+        assert_eq!(user.arn, "arn:aws:sts::210987654321:assumed-role/cross/two");
+        assert!(user.assumed_role_id.starts_with("AROA") && user.assumed_role_id.ends_with(":two"));
+
+        // Errors in the query shape, decoded by the SDK.
+        let missing = sts
+            .assume_role()
+            .role_session_name("three")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(missing.raw_response().unwrap().status().as_u16(), 400);
+        let missing = missing.into_service_error();
+        assert_eq!(missing.code(), Some("MissingParameter"), "{missing:?}");
+        assert!(missing.message().unwrap().contains("RoleArn"));
+        let unknown = sts
+            .get_caller_identity()
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(unknown.code(), Some("InvalidAction"), "{unknown:?}");
+
+        // Counted apart: SQS requests stay SQS-only.
+        let (status, stats) = http(addr, Method::GET, "/stats").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(stats["assume_role"], 3);
+        assert_eq!(stats["requests_total"], 0);
+        assert!(stats["requests"].get("AssumeRole").is_none());
+    }
+
+    #[tokio::test]
+    async fn assume_role_provider_of_aws_config() {
+        use aws_credential_types::provider::ProvideCredentials;
+        let (addr, app) = standin(&["--sts-expiry-secs", "3", "--queue", "q"]).await;
+        // As the adapter builds it (src/aws/credentials): an SdkConfig with the endpoint, the
+        // base keys as the provider of the AssumeRole calls.
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .load()
+            .await;
+        let provider =
+            aws_config::sts::AssumeRoleProvider::builder("arn:aws:iam::123456789012:role/bench")
+                .session_name("aws-event-adapter.bench")
+                .external_id("ext")
+                .session_length(Duration::from_secs(900))
+                .region(Region::new("us-east-1"))
+                .configure(&config)
+                .build_from_provider(Credentials::new("base", "base", None, None, "test"))
+                .await;
+        let before = std::time::SystemTime::now();
+        let first = provider.provide_credentials().await.unwrap();
+        let second = provider.provide_credentials().await.unwrap();
+        assert_ne!(first.access_key_id(), second.access_key_id());
+        assert_ne!(first.session_token(), second.session_token());
+        assert!(first.access_key_id().starts_with("ASIA"));
+        let left = lifetime(first.expiry().unwrap(), before);
+        assert!(
+            left >= Duration::from_secs(2) && left <= Duration::from_secs(4),
+            "{left:?}"
+        );
+
+        // The assumed keys work for SQS against the stand-in; only the SQS call is an SQS
+        // request.
+        let sqs = Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(format!("http://{addr}"))
+                .credentials_provider(second)
+                .build(),
+        );
+        url(&sqs, "q").await;
+        let (_, stats) = http(addr, Method::GET, "/stats").await;
+        assert_eq!(stats["assume_role"], 2);
+        assert_eq!(stats["requests_total"], 1);
+        assert_eq!(app.stats()["assume_role"], 2);
     }
 
     #[tokio::test]

@@ -34,7 +34,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const CONCURRENCY: usize = 64;
-const SOURCE_EVENTS: u64 = 20_000;
 const PHASE: Duration = Duration::from_secs(4);
 
 /// Counts events and, while `recording`, the latency from `ce-time` to receipt.
@@ -257,7 +256,29 @@ async fn main() {
         println!("end_to_end: skipped (run it with `cargo bench --bench end_to_end`)");
         return;
     }
+    // `BENCH_SOURCE_EVENTS` lengthens the saturation phase (e.g. under a profiler).
+    let source_events: u64 = std::env::var("BENCH_SOURCE_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    // `BENCH_ONLY=source` or `BENCH_ONLY=target` runs one part (while tuning it).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    if only.is_empty() || only == "source" {
+        rows.extend(bench_source(dir.path(), source_events).await);
+    }
+    if only.is_empty() || only == "target" {
+        rows.extend(bench_sqs_target(dir.path()).await);
+    }
+    println!("\n| measure | value |\n|---|---|");
+    for (name, value) in rows {
+        println!("| {name} | {value} |");
+    }
+}
+
+/// The source's rows: its rate against the plain client's, requests per event, latency, RSS.
+async fn bench_source(dir: &Path, source_events: u64) -> Vec<(String, String)> {
     let sink = Arc::new(SinkState::default());
     let sink_addr = start_sink(sink.clone()).await;
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -284,28 +305,28 @@ async fn main() {
         "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: bench }}\nspec:\n  arn: arn:aws:s3:::bench\n  destination: {{ sqs: {{ queueARN: arn:aws:sqs:us-east-1:123456789012:bench }} }}\n  sink: {{ uri: \"http://{sink_addr}/\" }}\n  receive: {{ pollers: 4, maxInFlightMessages: {} }}\n",
         CONCURRENCY
     );
-    let adapter = start_adapter(&manifest, &standin.addr, dir.path());
+    let adapter = start_adapter(&manifest, &standin.addr, dir);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (idle_rss, _) = rss_mib(adapter.child.id());
     let before = get_json(&format!("{}/stats", standin.addr)).await["requests_total"]
         .as_u64()
         .unwrap();
     let start_count = sink.events.load(Ordering::Relaxed);
-    post(&format!("{}/preload?n={SOURCE_EVENTS}", standin.addr)).await;
+    post(&format!("{}/preload?n={source_events}", standin.addr)).await;
     let started = wait_for("the first event", Duration::from_secs(30), || {
         sink.events.load(Ordering::Relaxed) > start_count
     })
     .await;
     let finished = wait_for("every event", Duration::from_secs(300), || {
-        sink.events.load(Ordering::Relaxed) >= start_count + SOURCE_EVENTS
+        sink.events.load(Ordering::Relaxed) >= start_count + source_events
     })
     .await;
-    let source_rate = SOURCE_EVENTS as f64 / (finished - started).as_secs_f64();
+    let source_rate = source_events as f64 / (finished - started).as_secs_f64();
     // Deletes trail the last delivery by a linger: let them land before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stats = get_json(&format!("{}/stats", standin.addr)).await;
     let requests_per_event =
-        (stats["requests_total"].as_u64().unwrap() - before) as f64 / SOURCE_EVENTS as f64;
+        (stats["requests_total"].as_u64().unwrap() - before) as f64 / source_events as f64;
     let (_, source_peak_rss) = rss_mib(adapter.child.id());
 
     // Latency at half the maximum rate: preload a little every 10 ms.
@@ -356,11 +377,15 @@ async fn main() {
         "source: RSS idle / peak (goal ≤ 12 / 24 MiB)".into(),
         format!("{idle_rss:.1} / {source_peak_rss:.1} MiB"),
     ));
+    rows
+}
 
-    // The SQS target.
+/// The SQS target's rows: its rate against the trivial answer's, requests per event, RSS.
+async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = Vec::new();
     let standin = start_standin(&["--discard-sent"]);
     let manifest = "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: { name: bench }\nspec: { arn: \"arn:aws:sqs:us-east-1:123456789012:bench\" }\n";
-    let adapter = start_adapter(manifest, &standin.addr, dir.path());
+    let adapter = start_adapter(manifest, &standin.addr, dir);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (target_idle_rss, _) = rss_mib(adapter.child.id());
     let health = format!("http://{}/healthz", adapter.addr);
@@ -421,9 +446,5 @@ async fn main() {
         "SQS target: RSS idle / peak (goal ≤ 12 / 24 MiB)".into(),
         format!("{target_idle_rss:.1} / {target_peak_rss:.1} MiB"),
     ));
-
-    println!("\n| measure | value |\n|---|---|");
-    for (name, value) in rows {
-        println!("| {name} | {value} |");
-    }
+    rows
 }

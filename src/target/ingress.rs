@@ -4,14 +4,14 @@
 //! CloudEvent (binary mode) for a single event, a batch of them for a batch.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use metrics::{counter, histogram};
+use metrics::{Counter, Histogram, counter, histogram};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -36,20 +36,100 @@ pub struct Limits {
 
 /// Routes requests to targets.
 pub struct Ingress {
-    targets: HashMap<String, Target>,
+    targets: HashMap<String, Routed>,
     /// The target served at `/` (only when there is exactly one).
-    root: Option<Target>,
+    root: Option<Routed>,
     limits: Limits,
     slots: Arc<Semaphore>,
 }
 
+/// A target with the handles of its request metrics.
+#[derive(Clone)]
+struct Routed {
+    target: Target,
+    metrics: Arc<RequestMetrics>,
+}
+
+/// Mode labels of `aws_event_adapter_target_requests_total`.
+const MODES: [&str; 4] = ["binary", "structured", "batch", "none"];
+
+/// One target's metric handles, each registered on first use: looking a labelled metric up
+/// in the recorder for every request (building its label strings) cost more than the rest of
+/// the bookkeeping together in the profile of the SQS target.
+struct RequestMetrics {
+    requests: [[OnceLock<Counter>; MODES.len()]; 5],
+    events: [OnceLock<Counter>; 2],
+    seconds: Histogram,
+}
+
+impl RequestMetrics {
+    fn new(target: &Target) -> Self {
+        RequestMetrics {
+            requests: Default::default(),
+            events: Default::default(),
+            seconds: histogram!(
+                "aws_event_adapter_target_request_seconds",
+                "component" => target.kind(),
+                "name" => target.name().to_string()
+            ),
+        }
+    }
+
+    fn request(&self, target: &Target, status: StatusCode, mode: &'static str) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5);
+        let mode_index = MODES
+            .iter()
+            .position(|m| *m == mode)
+            .unwrap_or(MODES.len() - 1);
+        self.requests[class - 1][mode_index]
+            .get_or_init(|| {
+                counter!(
+                    "aws_event_adapter_target_requests_total",
+                    "component" => target.kind(),
+                    "name" => target.name().to_string(),
+                    "status_class" => format!("{class}xx"),
+                    "mode" => MODES[mode_index]
+                )
+            })
+            .increment(1);
+    }
+
+    fn events(&self, target: &Target, outcomes: &[Outcome]) {
+        let written = outcomes.iter().filter(|o| o.is_ok()).count();
+        for (index, (label, count)) in [("written", written), ("failed", outcomes.len() - written)]
+            .into_iter()
+            .enumerate()
+        {
+            if count > 0 {
+                self.events[index]
+                    .get_or_init(|| {
+                        counter!(
+                            "aws_event_adapter_target_events_total",
+                            "component" => target.kind(),
+                            "name" => target.name().to_string(),
+                            "outcome" => label
+                        )
+                    })
+                    .increment(count as u64);
+            }
+        }
+    }
+}
+
 impl Ingress {
     pub fn new(targets: Vec<Target>, limits: Limits) -> Self {
+        let targets: Vec<Routed> = targets
+            .into_iter()
+            .map(|target| Routed {
+                metrics: Arc::new(RequestMetrics::new(&target)),
+                target,
+            })
+            .collect();
         let root = (targets.len() == 1).then(|| targets[0].clone());
         Ingress {
             targets: targets
                 .into_iter()
-                .map(|t| (t.name().to_string(), t))
+                .map(|t| (t.target.name().to_string(), t))
                 .collect(),
             root,
             slots: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
@@ -67,32 +147,25 @@ impl Ingress {
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Request<Incoming>> {
         let path = request.uri().path().trim_end_matches('/');
-        let target = if path.is_empty() {
-            self.root.clone()
+        let routed = if path.is_empty() {
+            self.root.as_ref()
         } else {
-            self.targets.get(path.trim_start_matches('/')).cloned()
+            self.targets.get(path.trim_start_matches('/'))
         };
-        let Some(target) = target else {
+        let Some(Routed { target, metrics }) = routed else {
             return Err(request);
         };
         let started = Instant::now();
-        let (response, mode) = self.serve(&target, request).await;
-        let status = response.status();
-        let labels = [
-            ("component", target.kind().to_string()),
-            ("name", target.name().to_string()),
-            ("status_class", format!("{}xx", status.as_u16() / 100)),
-            ("mode", mode.to_string()),
-        ];
-        counter!("aws_event_adapter_target_requests_total", &labels).increment(1);
-        histogram!("aws_event_adapter_target_request_seconds", &labels[..2])
-            .record(started.elapsed().as_secs_f64());
+        let (response, mode) = self.serve(target, metrics, request).await;
+        metrics.request(target, response.status(), mode);
+        metrics.seconds.record(started.elapsed().as_secs_f64());
         Ok(response)
     }
 
     async fn serve(
         &self,
         target: &Target,
+        metrics: &RequestMetrics,
         request: Request<Incoming>,
     ) -> (Response<Body>, &'static str) {
         if let Some(bearer) = &self.limits.bearer
@@ -130,15 +203,17 @@ impl Ingress {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
-        let too_large = TargetError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is larger than {} bytes",
-                self.limits.max_body_bytes
-            ),
-        );
+        let too_large = || {
+            error_response(&TargetError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is larger than {} bytes",
+                    self.limits.max_body_bytes
+                ),
+            ))
+        };
         if declared.is_some_and(|len| len > self.limits.max_body_bytes) {
-            return (error_response(&too_large), "none");
+            return (too_large(), "none");
         }
         // A client that stops sending its body must not hold a slot for ever.
         let read = tokio::time::timeout(
@@ -159,7 +234,7 @@ impl Ingress {
                     .downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
-                return (error_response(&too_large), "none");
+                return (too_large(), "none");
             }
             Ok(Err(err)) => {
                 let error = TargetError::new(
@@ -186,7 +261,7 @@ impl Ingress {
             .map(|e| cloudevents::AttributesReader::id(e).to_string())
             .collect();
         let outcomes = target.write(events).await;
-        count_events(target, &outcomes);
+        metrics.events(target, &outcomes);
         let response = if mode == "batch" {
             batch_response(target, &ids, outcomes)
         } else {
@@ -217,19 +292,6 @@ fn mode_of(headers: &http::HeaderMap) -> &'static str {
         "structured"
     } else {
         "none"
-    }
-}
-
-fn count_events(target: &Target, outcomes: &[Outcome]) {
-    for outcome in outcomes {
-        let label = if outcome.is_ok() { "written" } else { "failed" };
-        counter!(
-            "aws_event_adapter_target_events_total",
-            "component" => target.kind(),
-            "name" => target.name().to_string(),
-            "outcome" => label
-        )
-        .increment(1);
     }
 }
 

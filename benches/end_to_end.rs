@@ -2,25 +2,40 @@
 //! measured in the same run (the machines are shared and noisy: ratios, not absolute numbers).
 //!
 //! ```text
-//! cargo bench --bench end_to_end          # prints the table of BENCHMARKS.md
+//! cargo bench --bench end_to_end                       # prints the table of BENCHMARKS.md
+//! BENCH_ONLY=source|credentials|target cargo bench --bench end_to_end    # one part
 //! ```
 //!
 //! Pieces: the SQS stand-in (`examples/sqs_standin`, built here in release), a hyper sink in
-//! this process, and `aws-event-adapter` as a child process, as a user runs it.
+//! this process, and `aws-event-adapter` as a child process, as a user runs it. About two and a
+//! half minutes in all, most of it the idle window and the credentials phases.
 //!
 //! - source: events/s through the adapter, against a plain hyper client POSTing the same
-//!   events to the same sink at the same concurrency (divided by 1.2 for the receive and delete
-//!   calls every ten events need); SQS requests per event; p50/p99 from the event's time to
-//!   sink receipt at half the maximum rate; idle and peak RSS;
+//!   events to the same sink at the same concurrency, measured before and after the adapter's
+//!   saturation phase (the limit is their mean, divided by 1.2 for the receive and delete calls
+//!   every ten events need); SQS requests per event; p50/p99 from the event's time to sink
+//!   receipt at half the maximum rate; `ReceiveMessage` calls per minute per poller while idle
+//!   (`IDLE_WINDOW`, no message); RSS at the end of that idle window and at the peak; CPU per
+//!   event of the adapter and of the stand-in during saturation, and of this process (the plain
+//!   client and the sink, or the sink alone while the adapter delivers);
+//! - credentials: p50/p99 latency of the source at `CREDENTIALS_RATE` with an assumed role whose
+//!   credentials never expire during the phase, against the same with the stand-in's STS handing
+//!   out 4-second credentials and `refreshMargin: 1s` (a refresh every ~2 s); the phases
+//!   alternate (without, with, without, with) and each side's samples are pooled; the
+//!   `AssumeRole` calls during each phase show that the refreshes did happen;
 //! - SQS target: single-event requests at 64 connections against the same server's rate for a
-//!   trivial answer (`/healthz`); SQS requests per event; idle and peak RSS.
+//!   trivial answer (`/healthz`); SQS requests per event; idle and peak RSS; CPU per event of the
+//!   adapter and of the stand-in.
+//!
+//! CPU is user + system time from `/proc/<pid>/stat`, in 10 ms clock ticks: per-event figures
+//! are averages over thousands of events.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use aws_event_adapter::cloudevents::{Encoding, OutEvent};
@@ -29,12 +44,29 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const CONCURRENCY: usize = 64;
 const PHASE: Duration = Duration::from_secs(4);
+/// The source's `receive.pollers` in every manifest here.
+const POLLERS: usize = 4;
+/// How long the idle source (empty queue) is watched: two 20 s long polls per poller.
+const IDLE_WINDOW: Duration = Duration::from_secs(40);
+/// How often a steady feed preloads a few notifications.
+const TICK: Duration = Duration::from_millis(10);
+/// How long the sink keeps recording latencies after a feed ends (the last events' way through).
+const DRAIN: Duration = Duration::from_secs(1);
+/// Events/s fed to the source in the credentials phases.
+const CREDENTIALS_RATE: u64 = 2_000;
+/// Each credentials phase (recorded), after `CREDENTIALS_WARMUP` of the same feed unrecorded.
+const CREDENTIALS_PHASE: Duration = Duration::from_secs(8);
+const CREDENTIALS_WARMUP: Duration = Duration::from_secs(2);
+/// Clock ticks per second of `/proc/<pid>/stat`'s utime and stime. `getconf CLK_TCK` is 100 on
+/// Linux; assumed here because `libc` (for `sysconf(_SC_CLK_TCK)`) is not a dependency.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// Counts events and, while `recording`, the latency from `ce-time` to receipt.
 #[derive(Default)]
@@ -42,6 +74,12 @@ struct SinkState {
     events: AtomicU64,
     recording: AtomicBool,
     latencies_ms: Mutex<Vec<f64>>,
+}
+
+impl SinkState {
+    fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
 }
 
 async fn start_sink(state: Arc<SinkState>) -> SocketAddr {
@@ -130,6 +168,17 @@ struct Process {
     addr: String,
 }
 
+impl Process {
+    /// CPU seconds the process has used so far.
+    fn cpu_secs(&self) -> f64 {
+        cpu_secs(&self.child.id().to_string())
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -141,13 +190,17 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The stand-in with `extra` arguments; `addr` is its base URL. Built (in release) once a run.
 fn start_standin(extra: &[&str]) -> Process {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--example", "sqs_standin"])
-        .current_dir(root())
-        .status()
-        .expect("cargo build --example sqs_standin");
-    assert!(status.success());
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "--example", "sqs_standin"])
+            .current_dir(root())
+            .status()
+            .expect("cargo build --example sqs_standin");
+        assert!(status.success());
+    });
     let mut child = Command::new(root().join("target/release/examples/sqs_standin"))
         .args(["--addr", "127.0.0.1:0", "--queue", "bench"])
         .args(extra)
@@ -188,8 +241,12 @@ fn start_adapter(manifest: &str, standin: &str, dir: &Path) -> Process {
         .spawn()
         .expect("start the adapter");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
     let addr = loop {
-        let line = lines.next().expect("the adapter's log").unwrap();
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the adapter ended before listening: {}", log.join("\n"));
+        };
+        log.push(line.clone());
         if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
             && entry["message"] == "listening"
         {
@@ -198,6 +255,15 @@ fn start_adapter(manifest: &str, standin: &str, dir: &Path) -> Process {
     };
     std::thread::spawn(move || for _ in lines {});
     Process { child, addr }
+}
+
+/// An `AWSS3Source` on the stand-in's `bench` queue delivering to the sink, with `POLLERS`
+/// pollers and `CONCURRENCY` messages in flight; `auth` is YAML appended to its `spec` (indented
+/// two spaces), or empty.
+fn source_manifest(sink: SocketAddr, auth: &str) -> String {
+    format!(
+        "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: bench }}\nspec:\n  arn: arn:aws:s3:::bench\n  destination: {{ sqs: {{ queueARN: arn:aws:sqs:us-east-1:123456789012:bench }} }}\n  sink: {{ uri: \"http://{sink}/\" }}\n  receive: {{ pollers: {POLLERS}, maxInFlightMessages: {CONCURRENCY} }}\n{auth}"
+    )
 }
 
 /// (VmRSS, VmHWM) in MiB.
@@ -215,14 +281,42 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system: fields 14 and 15 of `/proc/<pid>/stat`) a process has used so
+/// far; `pid` may be `self`.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Field 2, the command name, is in parentheses and may hold spaces: count from after it,
+    // where field 3 starts.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    (field(14).unwrap_or(0.0) + field(15).unwrap_or(0.0)) / CLOCK_TICKS_PER_SEC
+}
+
+/// Microseconds of CPU per event.
+fn micros_per_event(cpu_secs: f64, events: u64) -> f64 {
+    cpu_secs * 1e6 / events.max(1) as f64
+}
+
+fn http_client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
 async fn get_json(url: &str) -> serde_json::Value {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.get(url.parse().unwrap()).await.unwrap();
+    let response = http_client().get(url.parse().unwrap()).await.unwrap();
     serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
 }
 
+/// The stand-in's `GET /stats`.
+async fn standin_stats(standin: &str) -> serde_json::Value {
+    get_json(&format!("{standin}/stats")).await
+}
+
 async fn post(url: &str) {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    post_on(&http_client(), url).await;
+}
+
+async fn post_on(client: &Client<HttpConnector, Empty<Bytes>>, url: &str) {
     let request = Request::post(url).body(Empty::new()).unwrap();
     let response = client.request(request).await.unwrap();
     assert!(
@@ -248,6 +342,52 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// "p50 ms / p99 ms" of sorted latencies.
+fn p50_p99(sorted: &[f64]) -> String {
+    format!(
+        "{:.1} ms / {:.1} ms",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99)
+    )
+}
+
+/// Notifications preloaded per `TICK` for `rate` events/s (one S3 record each).
+fn per_tick(rate: f64) -> u64 {
+    ((rate * TICK.as_secs_f64()).round() as u64).max(1)
+}
+
+/// A steady feed: `per_tick` notifications preloaded into the stand-in every `TICK` (on
+/// average: a late tick is caught up) for `duration`.
+async fn feed(standin: &str, per_tick: u64, duration: Duration) {
+    let client = http_client();
+    let url = format!("{standin}/preload?n={per_tick}");
+    let mut ticks = tokio::time::interval(TICK);
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        ticks.tick().await;
+        post_on(&client, &url).await;
+    }
+}
+
+/// Latencies (ms, sorted) from each event's `ce-time` to its receipt by the sink, under a
+/// `feed` of `per_tick` for `phase`: everything the sink receives from the feed's start to
+/// `DRAIN` after its end.
+async fn record_latencies(
+    sink: &SinkState,
+    standin: &str,
+    per_tick: u64,
+    phase: Duration,
+) -> Vec<f64> {
+    sink.latencies_ms.lock().unwrap().clear();
+    sink.recording.store(true, Ordering::Relaxed);
+    feed(standin, per_tick, phase).await;
+    tokio::time::sleep(DRAIN).await;
+    sink.recording.store(false, Ordering::Relaxed);
+    let mut latencies = std::mem::take(&mut *sink.latencies_ms.lock().unwrap());
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs bench targets too, without
@@ -261,12 +401,15 @@ async fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
-    // `BENCH_ONLY=source` or `BENCH_ONLY=target` runs one part (while tuning it).
+    // `BENCH_ONLY=source`, `credentials` or `target` runs one part (while tuning it).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let mut rows: Vec<(String, String)> = Vec::new();
     if only.is_empty() || only == "source" {
         rows.extend(bench_source(dir.path(), source_events).await);
+    }
+    if only.is_empty() || only == "credentials" {
+        rows.extend(bench_credentials(dir.path()).await);
     }
     if only.is_empty() || only == "target" {
         rows.extend(bench_sqs_target(dir.path()).await);
@@ -277,16 +420,19 @@ async fn main() {
     }
 }
 
-/// The source's rows: its rate against the plain client's, requests per event, latency, RSS.
-async fn bench_source(dir: &Path, source_events: u64) -> Vec<(String, String)> {
-    let sink = Arc::new(SinkState::default());
-    let sink_addr = start_sink(sink.clone()).await;
-    let mut rows: Vec<(String, String)> = Vec::new();
+/// One phase of the plain client POSTing the adapter's own request to the sink: the machine's
+/// limit for the source, and what the client and the sink cost this process.
+struct Plain {
+    rate: f64,
+    events: u64,
+    harness_cpu: f64,
+}
 
-    // The limit: a plain client POSTing the adapter's own request to the same sink.
+async fn plain_phase(sink: &SinkState, sink_addr: SocketAddr) -> Plain {
     let encoded = sample_event().encode(Encoding::Binary);
     let uri = format!("http://{sink_addr}/");
-    let plain = load(
+    let (events, cpu) = (sink.events(), cpu_secs("self"));
+    let rate = load(
         PHASE,
         Arc::new(move || {
             let mut request = Request::post(uri.as_str())
@@ -297,97 +443,306 @@ async fn bench_source(dir: &Path, source_events: u64) -> Vec<(String, String)> {
         }),
     )
     .await;
-    let limit = plain / 1.2;
+    Plain {
+        rate,
+        events: sink.events() - events,
+        harness_cpu: cpu_secs("self") - cpu,
+    }
+}
 
-    // The source.
-    let standin = start_standin(&[]);
-    let manifest = format!(
-        "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: bench }}\nspec:\n  arn: arn:aws:s3:::bench\n  destination: {{ sqs: {{ queueARN: arn:aws:sqs:us-east-1:123456789012:bench }} }}\n  sink: {{ uri: \"http://{sink_addr}/\" }}\n  receive: {{ pollers: 4, maxInFlightMessages: {} }}\n",
-        CONCURRENCY
-    );
-    let adapter = start_adapter(&manifest, &standin.addr, dir);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (idle_rss, _) = rss_mib(adapter.child.id());
-    let before = get_json(&format!("{}/stats", standin.addr)).await["requests_total"]
-        .as_u64()
-        .unwrap();
-    let start_count = sink.events.load(Ordering::Relaxed);
-    post(&format!("{}/preload?n={source_events}", standin.addr)).await;
+/// The idle source (empty queue) over `IDLE_WINDOW`, from 1 s after the adapter is ready (its
+/// pollers' first long polls are then in flight): `ReceiveMessage` calls, and RSS at the end.
+struct Idle {
+    receives: u64,
+    rss_mib: f64,
+}
+
+impl Idle {
+    fn receives_per_poller_per_minute(&self) -> f64 {
+        self.receives as f64 / POLLERS as f64 / (IDLE_WINDOW.as_secs_f64() / 60.0)
+    }
+}
+
+async fn idle_phase(standin: &Process, adapter: &Process) -> Idle {
+    let receives = async || {
+        standin_stats(&standin.addr).await["requests"]["ReceiveMessage"]
+            .as_u64()
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = receives().await;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let after = receives().await;
+    Idle {
+        receives: after - before,
+        rss_mib: rss_mib(adapter.pid()).0,
+    }
+}
+
+/// The source at full speed: `events` notifications preloaded at once, delivered as fast as it
+/// can; SQS requests per event, peak RSS, and the CPU each process used meanwhile.
+struct Saturation {
+    events: u64,
+    rate: f64,
+    requests_per_event: f64,
+    peak_rss_mib: f64,
+    adapter_cpu: f64,
+    standin_cpu: f64,
+    harness_cpu: f64,
+}
+
+async fn saturation_phase(
+    sink: &SinkState,
+    standin: &Process,
+    adapter: &Process,
+    events: u64,
+) -> Saturation {
+    let requests = async || {
+        standin_stats(&standin.addr).await["requests_total"]
+            .as_u64()
+            .unwrap()
+    };
+    let requests_before = requests().await;
+    let start_count = sink.events();
+    let (adapter_cpu, harness_cpu) = (adapter.cpu_secs(), cpu_secs("self"));
+    post(&format!("{}/preload?n={events}", standin.addr)).await;
+    // Counted from here, the stand-in's CPU leaves out generating the messages: it answers
+    // nothing else meanwhile (one thread, and the preload runs in one go).
+    let standin_cpu = standin.cpu_secs();
     let started = wait_for("the first event", Duration::from_secs(30), || {
-        sink.events.load(Ordering::Relaxed) > start_count
+        sink.events() > start_count
     })
     .await;
     let finished = wait_for("every event", Duration::from_secs(300), || {
-        sink.events.load(Ordering::Relaxed) >= start_count + source_events
+        sink.events() >= start_count + events
     })
     .await;
-    let source_rate = source_events as f64 / (finished - started).as_secs_f64();
     // Deletes trail the last delivery by a linger: let them land before counting.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let stats = get_json(&format!("{}/stats", standin.addr)).await;
-    let requests_per_event =
-        (stats["requests_total"].as_u64().unwrap() - before) as f64 / source_events as f64;
-    let (_, source_peak_rss) = rss_mib(adapter.child.id());
-
-    // Latency at half the maximum rate: preload a little every 10 ms.
-    let half = source_rate / 2.0;
-    let per_tick = ((half / 100.0).round() as u64).max(1);
-    sink.recording.store(true, Ordering::Relaxed);
-    let feed_until = Instant::now() + PHASE;
-    while Instant::now() < feed_until {
-        post(&format!("{}/preload?n={per_tick}", standin.addr)).await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let (adapter_cpu, standin_cpu, harness_cpu) = (
+        adapter.cpu_secs() - adapter_cpu,
+        standin.cpu_secs() - standin_cpu,
+        cpu_secs("self") - harness_cpu,
+    );
+    Saturation {
+        events,
+        rate: events as f64 / (finished - started).as_secs_f64(),
+        requests_per_event: (requests().await - requests_before) as f64 / events as f64,
+        peak_rss_mib: rss_mib(adapter.pid()).1,
+        adapter_cpu,
+        standin_cpu,
+        harness_cpu,
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    sink.recording.store(false, Ordering::Relaxed);
-    let mut latencies = std::mem::take(&mut *sink.latencies_ms.lock().unwrap());
-    latencies.sort_by(f64::total_cmp);
+}
+
+/// The source's rows: its rate against the plain client's, requests per event, latency, idle
+/// receives, RSS, CPU per event.
+async fn bench_source(dir: &Path, source_events: u64) -> Vec<(String, String)> {
+    let sink = Arc::new(SinkState::default());
+    let sink_addr = start_sink(sink.clone()).await;
+
+    let plain_before = plain_phase(&sink, sink_addr).await;
+    let standin = start_standin(&[]);
+    let adapter = start_adapter(&source_manifest(sink_addr, ""), &standin.addr, dir);
+    let idle = idle_phase(&standin, &adapter).await;
+    let saturation = saturation_phase(&sink, &standin, &adapter, source_events).await;
+    let plain_after = plain_phase(&sink, sink_addr).await;
+    // Latency at half the maximum rate.
+    let half = per_tick(saturation.rate / 2.0);
+    let latencies = record_latencies(&sink, &standin.addr, half, PHASE).await;
     drop(adapter);
     drop(standin);
 
-    rows.push((
-        "source: plain client → sink, events/s (limit = ÷1.2)".into(),
-        format!("{plain:.0} (limit {limit:.0})"),
-    ));
-    rows.push((
-        "source: adapter events/s".into(),
-        format!("{source_rate:.0}"),
-    ));
-    rows.push((
-        "source: ratio to the limit (goal ≥ 0.7)".into(),
-        format!("{:.2}", source_rate / limit),
-    ));
-    rows.push((
-        "source: SQS requests per event (goal ≤ 0.2)".into(),
-        format!("{requests_per_event:.3}"),
-    ));
-    rows.push((
-        format!(
-            "source: latency p50 / p99 at {:.0} events/s (half of max)",
-            per_tick as f64 * 100.0
+    let limit = (plain_before.rate + plain_after.rate) / 2.0 / 1.2;
+    let plain_cpu = micros_per_event(
+        plain_before.harness_cpu + plain_after.harness_cpu,
+        plain_before.events + plain_after.events,
+    );
+    vec![
+        (
+            "source: plain client → sink, events/s before / after the adapter (limit = mean ÷1.2)"
+                .into(),
+            format!(
+                "{:.0} / {:.0} (limit {limit:.0})",
+                plain_before.rate, plain_after.rate
+            ),
         ),
-        format!(
-            "{:.1} ms / {:.1} ms ({} events)",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            latencies.len()
+        (
+            "source: adapter events/s".into(),
+            format!("{:.0}", saturation.rate),
         ),
-    ));
-    rows.push((
-        "source: RSS idle / peak (goal ≤ 12 / 24 MiB)".into(),
-        format!("{idle_rss:.1} / {source_peak_rss:.1} MiB"),
-    ));
-    rows
+        (
+            "source: ratio to the limit (goal ≥ 0.7)".into(),
+            format!("{:.2}", saturation.rate / limit),
+        ),
+        (
+            "source: SQS requests per event (goal ≤ 0.2)".into(),
+            format!("{:.3}", saturation.requests_per_event),
+        ),
+        (
+            format!(
+                "source: latency p50 / p99 at {:.0} events/s (half of max)",
+                half as f64 / TICK.as_secs_f64()
+            ),
+            format!("{} ({} events)", p50_p99(&latencies), latencies.len()),
+        ),
+        (
+            format!(
+                "source: idle, ReceiveMessage calls per minute per poller over {} s (goal ≤ 3)",
+                IDLE_WINDOW.as_secs()
+            ),
+            format!(
+                "{:.1} ({} calls, {POLLERS} pollers)",
+                idle.receives_per_poller_per_minute(),
+                idle.receives
+            ),
+        ),
+        (
+            "source: RSS idle (end of the idle window) / peak (goal ≤ 12 / 24 MiB)".into(),
+            format!("{:.1} / {:.1} MiB", idle.rss_mib, saturation.peak_rss_mib),
+        ),
+        (
+            "source: CPU per event at full speed, adapter / stand-in".into(),
+            format!(
+                "{:.1} µs / {:.1} µs",
+                micros_per_event(saturation.adapter_cpu, saturation.events),
+                micros_per_event(saturation.standin_cpu, saturation.events)
+            ),
+        ),
+        (
+            "source: CPU per event of this harness, plain client + sink / sink alone (adapter at full speed)"
+                .into(),
+            format!(
+                "{plain_cpu:.1} µs / {:.1} µs",
+                micros_per_event(saturation.harness_cpu, saturation.events)
+            ),
+        ),
+    ]
 }
 
-/// The SQS target's rows: its rate against the trivial answer's, requests per event, RSS.
+/// The role the credentials phases assume (any role ARN does for the stand-in).
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/bench";
+
+/// One credentials phase of the source: latencies and the `AssumeRole` calls during it.
+struct CredentialsPhase {
+    latencies: Vec<f64>,
+    assume_role: u64,
+}
+
+/// A fresh stand-in and adapter assuming `ROLE_ARN` with literal base keys; with `refresh`, the
+/// stand-in's credentials last 4 s and the adapter renews them 1 s before they expire (every
+/// ~2 s), otherwise they last an hour (assumed once, at start). After `CREDENTIALS_WARMUP` of
+/// the feed, `CREDENTIALS_PHASE` recorded at `CREDENTIALS_RATE`.
+///
+/// Why 4 s for a refresh every ~2 s: STS's expiration is truncated to the second, and the
+/// adapter counts the time left in whole seconds too, so 4 s credentials have "3 s" left when
+/// they arrive, and 1 s of margin leaves 2 s (less up to a tenth of jitter). With 3 s
+/// credentials the adapter refreshes every second.
+async fn credentials_phase(
+    dir: &Path,
+    sink: &SinkState,
+    sink_addr: SocketAddr,
+    refresh: bool,
+) -> CredentialsPhase {
+    let standin = if refresh {
+        start_standin(&["--sts-expiry-secs", "4"])
+    } else {
+        start_standin(&[])
+    };
+    let margin = if refresh {
+        "    refreshMargin: 1s\n"
+    } else {
+        ""
+    };
+    let auth = format!(
+        "  auth:\n    credentials:\n      accessKeyID: {{ value: AKIABENCH }}\n      secretAccessKey: {{ value: bench }}\n      assumeIamRole: \"{ROLE_ARN}\"\n{margin}"
+    );
+    let adapter = start_adapter(&source_manifest(sink_addr, &auth), &standin.addr, dir);
+    let per_tick = per_tick(CREDENTIALS_RATE as f64);
+    let before = sink.events();
+    feed(&standin.addr, per_tick, CREDENTIALS_WARMUP).await;
+    wait_for("the first event", Duration::from_secs(30), || {
+        sink.events() > before
+    })
+    .await;
+    let assume_role = async || {
+        standin_stats(&standin.addr).await["assume_role"]
+            .as_u64()
+            .unwrap()
+    };
+    let calls_before = assume_role().await;
+    let latencies = record_latencies(sink, &standin.addr, per_tick, CREDENTIALS_PHASE).await;
+    let calls = assume_role().await - calls_before;
+    drop(adapter);
+    drop(standin);
+    CredentialsPhase {
+        latencies,
+        assume_role: calls,
+    }
+}
+
+/// The credentials rows: the source's p99 with an assume-role refresh every ~2 s against the
+/// same without refreshes, phases alternated (without, with, without, with) and pooled.
+async fn bench_credentials(dir: &Path) -> Vec<(String, String)> {
+    let sink = Arc::new(SinkState::default());
+    let sink_addr = start_sink(sink.clone()).await;
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut calls_without, mut calls_with) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let phase = credentials_phase(dir, &sink, sink_addr, false).await;
+        without.extend(phase.latencies);
+        calls_without.push(phase.assume_role);
+        let phase = credentials_phase(dir, &sink, sink_addr, true).await;
+        with.extend(phase.latencies);
+        calls_with.push(phase.assume_role);
+    }
+    without.sort_by(f64::total_cmp);
+    with.sort_by(f64::total_cmp);
+
+    let recorded = (CREDENTIALS_PHASE + DRAIN).as_secs();
+    let describe = |sorted: &[f64], calls: &[u64], expected: u64| {
+        format!(
+            "{} ({} events; AssumeRole calls per {recorded} s phase: {calls:?}, expected ≈ {expected})",
+            p50_p99(sorted),
+            sorted.len()
+        )
+    };
+    let ratio = percentile(&with, 0.99) / percentile(&without, 0.99);
+    let verdict = if calls_with.contains(&0) {
+        format!(
+            "not measured: a refresh phase had no AssumeRole call ({calls_with:?}); ratio {ratio:.2}"
+        )
+    } else {
+        format!("{ratio:.2} ({:+.0} %)", (ratio - 1.0) * 100.0)
+    };
+    let setup = format!(
+        "2 × {} s at {CREDENTIALS_RATE} events/s",
+        CREDENTIALS_PHASE.as_secs()
+    );
+    vec![
+        (
+            format!("credentials: p50 / p99 without refresh (role assumed once), {setup}"),
+            describe(&without, &calls_without, 0),
+        ),
+        (
+            format!("credentials: p50 / p99 with an assume-role refresh every 2 s, {setup}"),
+            describe(&with, &calls_with, recorded / 2),
+        ),
+        (
+            "credentials: p99 with refresh / without (goal within 5 %)".into(),
+            verdict,
+        ),
+    ]
+}
+
+/// The SQS target's rows: its rate against the trivial answer's, requests per event, RSS, CPU
+/// per event.
 async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
-    let mut rows: Vec<(String, String)> = Vec::new();
     let standin = start_standin(&["--discard-sent"]);
     let manifest = "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: { name: bench }\nspec: { arn: \"arn:aws:sqs:us-east-1:123456789012:bench\" }\n";
     let adapter = start_adapter(manifest, &standin.addr, dir);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (target_idle_rss, _) = rss_mib(adapter.child.id());
+    let (target_idle_rss, _) = rss_mib(adapter.pid());
     let health = format!("http://{}/healthz", adapter.addr);
     let trivial = load(
         PHASE,
@@ -398,7 +753,8 @@ async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
         }),
     )
     .await;
-    let before = get_json(&format!("{}/stats", standin.addr)).await;
+    let before = standin_stats(&standin.addr).await;
+    let (adapter_cpu, standin_cpu) = (adapter.cpu_secs(), standin.cpu_secs());
     let target = format!("http://{}/bench", adapter.addr);
     let counter = Arc::new(AtomicU64::new(0));
     let target_rate = load(
@@ -418,33 +774,46 @@ async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
         }),
     )
     .await;
-    let after = get_json(&format!("{}/stats", standin.addr)).await;
-    let sent = (after["sent"].as_u64().unwrap() - before["sent"].as_u64().unwrap()).max(1) as f64;
+    let (adapter_cpu, standin_cpu) = (
+        adapter.cpu_secs() - adapter_cpu,
+        standin.cpu_secs() - standin_cpu,
+    );
+    let after = standin_stats(&standin.addr).await;
+    let sent = after["sent"].as_u64().unwrap() - before["sent"].as_u64().unwrap();
     let target_requests = (after["requests_total"].as_u64().unwrap()
         - before["requests_total"].as_u64().unwrap()) as f64;
-    let (_, target_peak_rss) = rss_mib(adapter.child.id());
+    let (_, target_peak_rss) = rss_mib(adapter.pid());
     drop(adapter);
     drop(standin);
 
-    rows.push((
-        "SQS target: trivial answer (/healthz) requests/s at 64 connections".into(),
-        format!("{trivial:.0}"),
-    ));
-    rows.push((
-        "SQS target: events/s, one event per request, 64 connections".into(),
-        format!("{target_rate:.0}"),
-    ));
-    rows.push((
-        "SQS target: ratio to the trivial answer (goal ≥ 0.5)".into(),
-        format!("{:.2}", target_rate / trivial),
-    ));
-    rows.push((
-        "SQS target: SQS requests per event (goal ≤ 0.12)".into(),
-        format!("{:.3}", target_requests / sent),
-    ));
-    rows.push((
-        "SQS target: RSS idle / peak (goal ≤ 12 / 24 MiB)".into(),
-        format!("{target_idle_rss:.1} / {target_peak_rss:.1} MiB"),
-    ));
-    rows
+    vec![
+        (
+            "SQS target: trivial answer (/healthz) requests/s at 64 connections".into(),
+            format!("{trivial:.0}"),
+        ),
+        (
+            "SQS target: events/s, one event per request, 64 connections".into(),
+            format!("{target_rate:.0}"),
+        ),
+        (
+            "SQS target: ratio to the trivial answer (goal ≥ 0.5)".into(),
+            format!("{:.2}", target_rate / trivial),
+        ),
+        (
+            "SQS target: SQS requests per event (goal ≤ 0.12)".into(),
+            format!("{:.3}", target_requests / sent.max(1) as f64),
+        ),
+        (
+            "SQS target: RSS idle / peak (goal ≤ 12 / 24 MiB)".into(),
+            format!("{target_idle_rss:.1} / {target_peak_rss:.1} MiB"),
+        ),
+        (
+            "SQS target: CPU per event, adapter / stand-in".into(),
+            format!(
+                "{:.1} µs / {:.1} µs",
+                micros_per_event(adapter_cpu, sent),
+                micros_per_event(standin_cpu, sent)
+            ),
+        ),
+    ]
 }

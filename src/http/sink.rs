@@ -93,7 +93,8 @@ impl SinkClient {
             .uri(uri.clone())
             .body(Full::new(event.body.clone()))
             .map_err(|err| SendError::Connection(err.to_string()))?;
-        request.headers_mut().extend(event.headers.clone());
+        // The builder set no header: take the encoded ones whole instead of re-inserting each.
+        *request.headers_mut() = event.headers.clone();
         let timeout = self.delivery.timeout;
         let attempt = async {
             let response = self

@@ -51,7 +51,8 @@ const HEADER_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 
 /// Encodes an attribute value for a `ce-` header.
 pub fn encode_header_value(value: &str) -> HeaderValue {
-    let encoded = utf8_percent_encode(value, HEADER_VALUE).to_string();
+    // Borrowed when nothing needs escaping (the common case): no formatting machinery.
+    let encoded: std::borrow::Cow<'_, str> = utf8_percent_encode(value, HEADER_VALUE).into();
     // Only visible ASCII remains, which is always a valid header value.
     HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
@@ -75,23 +76,28 @@ impl OutEvent {
 
     fn encode_binary(&self) -> EncodedEvent {
         let mut headers = HeaderMap::with_capacity(8 + self.extensions.len());
-        let mut put = |name: &str, value: &str| {
-            if let Ok(name) = HeaderName::from_bytes(format!("ce-{name}").as_bytes()) {
-                headers.insert(name, encode_header_value(value));
-            }
+        // The context attributes' header names are constants: this runs for every event, and
+        // building and validating each name showed in the profiles.
+        headers.insert(
+            HeaderName::from_static("ce-specversion"),
+            HeaderValue::from_static("1.0"),
+        );
+        let mut put = |name: HeaderName, value: &str| {
+            headers.insert(name, encode_header_value(value));
         };
-        put("specversion", "1.0");
-        put("id", &self.id);
-        put("source", &self.source);
-        put("type", &self.ty);
+        put(HeaderName::from_static("ce-id"), &self.id);
+        put(HeaderName::from_static("ce-source"), &self.source);
+        put(HeaderName::from_static("ce-type"), &self.ty);
         if let Some(subject) = &self.subject {
-            put("subject", subject);
+            put(HeaderName::from_static("ce-subject"), subject);
         }
         if let Some(time) = &self.time {
-            put("time", &format_time(time));
+            put(HeaderName::from_static("ce-time"), &format_time(time));
         }
         for (name, value) in &self.extensions {
-            put(name, value);
+            if let Ok(name) = HeaderName::from_bytes(format!("ce-{name}").as_bytes()) {
+                put(name, value);
+            }
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.datacontenttype));
         EncodedEvent {

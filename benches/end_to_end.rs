@@ -30,24 +30,26 @@
 //! CPU is user + system time from `/proc/<pid>/stat`, in 10 ms clock ticks: per-event figures
 //! are averages over thousands of events.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant};
+#[path = "end_to_end/load.rs"]
+mod load;
+#[path = "end_to_end/processes.rs"]
+mod processes;
 
-use aws_event_adapter::cloudevents::{Encoding, OutEvent};
-use aws_event_adapter::http::server::{self, Handler, respond};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use http::Request;
+use http_body_util::Full;
+
+use load::{
+    SinkState, feed, load, p50_p99, per_tick, percentile, plain_phase, post, record_latencies,
+    standin_stats, start_sink, wait_for,
+};
+use processes::{Process, cpu_secs, micros_per_event, rss_mib, start_adapter, start_standin};
 
 const CONCURRENCY: usize = 64;
 const PHASE: Duration = Duration::from_secs(4);
@@ -64,198 +66,6 @@ const CREDENTIALS_RATE: u64 = 2_000;
 /// Each credentials phase (recorded), after `CREDENTIALS_WARMUP` of the same feed unrecorded.
 const CREDENTIALS_PHASE: Duration = Duration::from_secs(8);
 const CREDENTIALS_WARMUP: Duration = Duration::from_secs(2);
-/// Clock ticks per second of `/proc/<pid>/stat`'s utime and stime. `getconf CLK_TCK` is 100 on
-/// Linux; assumed here because `libc` (for `sysconf(_SC_CLK_TCK)`) is not a dependency.
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
-
-/// Counts events and, while `recording`, the latency from `ce-time` to receipt.
-#[derive(Default)]
-struct SinkState {
-    events: AtomicU64,
-    recording: AtomicBool,
-    latencies_ms: Mutex<Vec<f64>>,
-}
-
-impl SinkState {
-    fn events(&self) -> u64 {
-        self.events.load(Ordering::Relaxed)
-    }
-}
-
-async fn start_sink(state: Arc<SinkState>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handler: Handler = Arc::new(move |request| {
-        let state = state.clone();
-        Box::pin(async move {
-            let time = request
-                .headers()
-                .get("ce-time")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok());
-            let _ = request.into_body().collect().await;
-            state.events.fetch_add(1, Ordering::Relaxed);
-            if state.recording.load(Ordering::Relaxed)
-                && let Some(time) = time
-            {
-                let ms = (chrono::Utc::now() - time.with_timezone(&chrono::Utc))
-                    .num_microseconds()
-                    .unwrap_or(0) as f64
-                    / 1000.0;
-                state.latencies_ms.lock().unwrap().push(ms);
-            }
-            respond(StatusCode::OK, "application/json", "{}")
-        })
-    });
-    tokio::spawn(server::serve(
-        listener,
-        handler,
-        CancellationToken::new(),
-        Duration::from_secs(1),
-    ));
-    addr
-}
-
-/// `CONCURRENCY` loops sending `make()` for `duration`; returns successful requests per second.
-async fn load(
-    duration: Duration,
-    make: Arc<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>,
-) -> f64 {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build_http();
-    let ok = Arc::new(AtomicU64::new(0));
-    let deadline = tokio::time::Instant::now() + duration;
-    let started = Instant::now();
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let (client, ok, make) = (client.clone(), ok.clone(), make.clone());
-            tokio::spawn(async move {
-                while tokio::time::Instant::now() < deadline {
-                    if let Ok(response) = client.request(make()).await {
-                        let success = response.status().is_success();
-                        let _ = response.into_body().collect().await;
-                        if success {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        let _ = worker.await;
-    }
-    ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn sample_event() -> OutEvent {
-    let record = br#"{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-28T12:34:56.789Z","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"bench","arn":"arn:aws:s3:::bench"},"object":{"key":"photos/2026/red+flower.jpg","size":1024,"eTag":"d41d8cd98f00b204e9800998ecf8427e"}}}"#;
-    OutEvent {
-        id: "0123456789abcdef0123456789abcdef".into(),
-        source: "arn:aws:s3:::bench".into(),
-        ty: "com.amazon.s3.objectcreated".into(),
-        subject: Some("photos/2026/red flower.jpg".into()),
-        time: Some(chrono::Utc::now()),
-        datacontenttype: "application/json",
-        extensions: Vec::new(),
-        data: Bytes::from_static(record),
-    }
-}
-
-struct Process {
-    child: Child,
-    addr: String,
-}
-
-impl Process {
-    /// CPU seconds the process has used so far.
-    fn cpu_secs(&self) -> f64 {
-        cpu_secs(&self.child.id().to_string())
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The stand-in with `extra` arguments; `addr` is its base URL. Built (in release) once a run.
-fn start_standin(extra: &[&str]) -> Process {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--quiet", "--example", "sqs_standin"])
-            .current_dir(root())
-            .status()
-            .expect("cargo build --example sqs_standin");
-        assert!(status.success());
-    });
-    let mut child = Command::new(root().join("target/release/examples/sqs_standin"))
-        .args(["--addr", "127.0.0.1:0", "--queue", "bench"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the stand-in");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().trim_start_matches("listening on ").to_string();
-    Process { child, addr }
-}
-
-/// The adapter with `manifest`; `addr` is its HTTP address (from its `listening` log line).
-fn start_adapter(manifest: &str, standin: &str, dir: &Path) -> Process {
-    let config = dir.join("config.yaml");
-    std::fs::write(&config, manifest).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aws-event-adapter"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .args([
-            "--http-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "warn,aws_event_adapter::app=info")
-        .env("AWS_ENDPOINT_URL", standin)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the adapter");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = Vec::new();
-    let addr = loop {
-        let Some(Ok(line)) = lines.next() else {
-            panic!("the adapter ended before listening: {}", log.join("\n"));
-        };
-        log.push(line.clone());
-        if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
-            && entry["message"] == "listening"
-        {
-            break entry["http"].as_str().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Process { child, addr }
-}
 
 /// An `AWSS3Source` on the stand-in's `bench` queue delivering to the sink, with `POLLERS`
 /// pollers and `CONCURRENCY` messages in flight; `auth` is YAML appended to its `spec` (indented
@@ -264,128 +74,6 @@ fn source_manifest(sink: SocketAddr, auth: &str) -> String {
     format!(
         "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: bench }}\nspec:\n  arn: arn:aws:s3:::bench\n  destination: {{ sqs: {{ queueARN: arn:aws:sqs:us-east-1:123456789012:bench }} }}\n  sink: {{ uri: \"http://{sink}/\" }}\n  receive: {{ pollers: {POLLERS}, maxInFlightMessages: {CONCURRENCY} }}\n{auth}"
     )
-}
-
-/// (VmRSS, VmHWM) in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system: fields 14 and 15 of `/proc/<pid>/stat`) a process has used so
-/// far; `pid` may be `self`.
-fn cpu_secs(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Field 2, the command name, is in parentheses and may hold spaces: count from after it,
-    // where field 3 starts.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
-    (field(14).unwrap_or(0.0) + field(15).unwrap_or(0.0)) / CLOCK_TICKS_PER_SEC
-}
-
-/// Microseconds of CPU per event.
-fn micros_per_event(cpu_secs: f64, events: u64) -> f64 {
-    cpu_secs * 1e6 / events.max(1) as f64
-}
-
-fn http_client() -> Client<HttpConnector, Empty<Bytes>> {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-async fn get_json(url: &str) -> serde_json::Value {
-    let response = http_client().get(url.parse().unwrap()).await.unwrap();
-    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
-}
-
-/// The stand-in's `GET /stats`.
-async fn standin_stats(standin: &str) -> serde_json::Value {
-    get_json(&format!("{standin}/stats")).await
-}
-
-async fn post(url: &str) {
-    post_on(&http_client(), url).await;
-}
-
-async fn post_on(client: &Client<HttpConnector, Empty<Bytes>>, url: &str) {
-    let request = Request::post(url).body(Empty::new()).unwrap();
-    let response = client.request(request).await.unwrap();
-    assert!(
-        response.status().is_success(),
-        "POST {url}: {}",
-        response.status()
-    );
-}
-
-async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Instant {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    Instant::now()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// "p50 ms / p99 ms" of sorted latencies.
-fn p50_p99(sorted: &[f64]) -> String {
-    format!(
-        "{:.1} ms / {:.1} ms",
-        percentile(sorted, 0.5),
-        percentile(sorted, 0.99)
-    )
-}
-
-/// Notifications preloaded per `TICK` for `rate` events/s (one S3 record each).
-fn per_tick(rate: f64) -> u64 {
-    ((rate * TICK.as_secs_f64()).round() as u64).max(1)
-}
-
-/// A steady feed: `per_tick` notifications preloaded into the stand-in every `TICK` (on
-/// average: a late tick is caught up) for `duration`.
-async fn feed(standin: &str, per_tick: u64, duration: Duration) {
-    let client = http_client();
-    let url = format!("{standin}/preload?n={per_tick}");
-    let mut ticks = tokio::time::interval(TICK);
-    let until = Instant::now() + duration;
-    while Instant::now() < until {
-        ticks.tick().await;
-        post_on(&client, &url).await;
-    }
-}
-
-/// Latencies (ms, sorted) from each event's `ce-time` to its receipt by the sink, under a
-/// `feed` of `per_tick` for `phase`: everything the sink receives from the feed's start to
-/// `DRAIN` after its end.
-async fn record_latencies(
-    sink: &SinkState,
-    standin: &str,
-    per_tick: u64,
-    phase: Duration,
-) -> Vec<f64> {
-    sink.latencies_ms.lock().unwrap().clear();
-    sink.recording.store(true, Ordering::Relaxed);
-    feed(standin, per_tick, phase).await;
-    tokio::time::sleep(DRAIN).await;
-    sink.recording.store(false, Ordering::Relaxed);
-    let mut latencies = std::mem::take(&mut *sink.latencies_ms.lock().unwrap());
-    latencies.sort_by(f64::total_cmp);
-    latencies
 }
 
 #[tokio::main]
@@ -417,36 +105,6 @@ async fn main() {
     println!("\n| measure | value |\n|---|---|");
     for (name, value) in rows {
         println!("| {name} | {value} |");
-    }
-}
-
-/// One phase of the plain client POSTing the adapter's own request to the sink: the machine's
-/// limit for the source, and what the client and the sink cost this process.
-struct Plain {
-    rate: f64,
-    events: u64,
-    harness_cpu: f64,
-}
-
-async fn plain_phase(sink: &SinkState, sink_addr: SocketAddr) -> Plain {
-    let encoded = sample_event().encode(Encoding::Binary);
-    let uri = format!("http://{sink_addr}/");
-    let (events, cpu) = (sink.events(), cpu_secs("self"));
-    let rate = load(
-        PHASE,
-        Arc::new(move || {
-            let mut request = Request::post(uri.as_str())
-                .body(Full::new(encoded.body.clone()))
-                .unwrap();
-            *request.headers_mut() = encoded.headers.clone();
-            request
-        }),
-    )
-    .await;
-    Plain {
-        rate,
-        events: sink.events() - events,
-        harness_cpu: cpu_secs("self") - cpu,
     }
 }
 

@@ -49,7 +49,9 @@ use load::{
     SinkState, feed, load, p50_p99, per_tick, percentile, plain_phase, post, record_latencies,
     standin_stats, start_sink, wait_for,
 };
-use processes::{Process, cpu_secs, micros_per_event, rss_mib, start_adapter, start_standin};
+use processes::{
+    Process, cpu_secs, micros_per_event, rss_mib, rss_parts, start_adapter, start_standin,
+};
 
 const CONCURRENCY: usize = 64;
 const PHASE: Duration = Duration::from_secs(4);
@@ -112,7 +114,7 @@ async fn main() {
 /// pollers' first long polls are then in flight): `ReceiveMessage` calls, and RSS at the end.
 struct Idle {
     receives: u64,
-    rss_mib: f64,
+    rss: String,
 }
 
 impl Idle {
@@ -133,7 +135,7 @@ async fn idle_phase(standin: &Process, adapter: &Process) -> Idle {
     let after = receives().await;
     Idle {
         receives: after - before,
-        rss_mib: rss_mib(adapter.pid()).0,
+        rss: rss_parts(adapter.pid()),
     }
 }
 
@@ -257,7 +259,7 @@ async fn bench_source(dir: &Path, source_events: u64) -> Vec<(String, String)> {
         ),
         (
             "source: RSS idle (end of the idle window) / peak (goal ≤ 12 / 24 MiB)".into(),
-            format!("{:.1} / {:.1} MiB", idle.rss_mib, saturation.peak_rss_mib),
+            format!("{} / {:.1} MiB", idle.rss, saturation.peak_rss_mib),
         ),
         (
             "source: CPU per event at full speed, adapter / stand-in".into(),
@@ -400,7 +402,7 @@ async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
     let manifest = "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: { name: bench }\nspec: { arn: \"arn:aws:sqs:us-east-1:123456789012:bench\" }\n";
     let adapter = start_adapter(manifest, &standin.addr, dir);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (target_idle_rss, _) = rss_mib(adapter.pid());
+    let target_idle_rss = rss_parts(adapter.pid());
     let health = format!("http://{}/healthz", adapter.addr);
     let trivial = load(
         PHASE,
@@ -463,7 +465,7 @@ async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
         ),
         (
             "SQS target: RSS idle / peak (goal ≤ 12 / 24 MiB)".into(),
-            format!("{target_idle_rss:.1} / {target_peak_rss:.1} MiB"),
+            format!("{target_idle_rss} / {target_peak_rss:.1} MiB"),
         ),
         (
             "SQS target: CPU per event, adapter / stand-in".into(),

@@ -107,8 +107,20 @@ pub fn start_adapter(manifest: &str, standin: &str, dir: &Path) -> Process {
 
 /// (VmRSS, VmHWM) in MiB.
 pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let [rss, peak] = status_mib(pid, ["VmRSS:", "VmHWM:"]);
+    (rss, peak)
+}
+
+/// VmRSS in MiB as "total (anon A + file F)": what the process allocated against the pages of
+/// its program and libraries that are mapped (shared, clean, reclaimable).
+pub fn rss_parts(pid: u32) -> String {
+    let [rss, anon, file] = status_mib(pid, ["VmRSS:", "RssAnon:", "RssFile:"]);
+    format!("{rss:.1} (anon {anon:.1} + file {file:.1})")
+}
+
+fn status_mib<const N: usize>(pid: u32, names: [&str; N]) -> [f64; N] {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
+    names.map(|name| {
         status
             .lines()
             .find(|l| l.starts_with(name))
@@ -116,8 +128,7 @@ pub fn rss_mib(pid: u32) -> (f64, f64) {
             .and_then(|kb| kb.parse::<f64>().ok())
             .unwrap_or(0.0)
             / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    })
 }
 
 /// CPU seconds (user + system: fields 14 and 15 of `/proc/<pid>/stat`) a process has used so

@@ -17,7 +17,8 @@
 # Debian 12 (bookworm), like the runtime image below: the binary links against
 # the glibc it is built with, so the runtime's glibc must not be older.
 # The slim image brings gcc and libc6-dev, all that aws-lc-sys (rustls' crypto)
-# needs to compile: it ships pregenerated bindings for x86_64 and aarch64 Linux.
+# and libmimalloc-sys (the allocator) need to compile: aws-lc-sys ships
+# pregenerated bindings for x86_64 and aarch64 Linux.
 FROM rust:1.95-slim-bookworm AS build
 
 WORKDIR /src

@@ -85,33 +85,7 @@ spec:
     }
 
     async fn wait_empty(&self, adapter: &Adapter) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let attributes = self
-                .operator
-                .get_queue_attributes()
-                .queue_url(&self.queue_url)
-                .attribute_names(
-                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
-                )
-                .attribute_names(
-                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-                )
-                .send()
-                .await
-                .unwrap()
-                .attributes
-                .unwrap_or_default();
-            if attributes.values().all(|v| v == "0") {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "queue not empty: {attributes:?}; log:\n{}",
-                adapter.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_queue_empty(&self.operator, &self.queue_url, WAIT, || adapter.log()).await;
     }
 }
 

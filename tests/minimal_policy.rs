@@ -91,29 +91,10 @@ spec:
             Duration::from_secs(30),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let attributes = operator
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(
-                aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-            )
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap_or_default();
-        if attributes.values().all(|v| v == "0") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "queue not empty: {attributes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_queue_empty(&operator, &queue_url, Duration::from_secs(30), || {
+        adapter.log()
+    })
+    .await;
     let log = adapter.log();
     assert_eq!(
         log.matches("running without this feature").count(),

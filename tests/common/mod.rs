@@ -134,39 +134,56 @@ impl Aws {
 
     /// Visible + in-flight messages, as SQS counts them.
     pub async fn queue_depth(&self, queue_url: &str) -> (u64, u64) {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let attrs = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(A::ApproximateNumberOfMessages)
-            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .unwrap_or_default();
-        let get = |name: &A| attrs.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
-        (
-            get(&A::ApproximateNumberOfMessages),
-            get(&A::ApproximateNumberOfMessagesNotVisible),
-        )
+        queue_depth(&self.sqs, queue_url).await
     }
 
     /// Waits until the queue holds no message at all (visible or in flight).
     pub async fn wait_queue_empty(&self, queue_url: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let depth = self.queue_depth(queue_url).await;
-            if depth == (0, 0) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "queue still holds (visible, in flight) = {depth:?} after {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_queue_empty(&self.sqs, queue_url, timeout, String::new).await
+    }
+}
+
+/// (visible, in flight) messages of the queue, read with `sqs`.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    let get = |name: &A| attrs.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (
+        get(&A::ApproximateNumberOfMessages),
+        get(&A::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+/// Waits until the queue holds no message at all (visible or in flight), read with `sqs` (an
+/// operator's client, when the adapter runs with restricted credentials). On timeout the
+/// failure shows `log()`, e.g. the adapter's output.
+pub async fn wait_queue_empty(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    timeout: Duration,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let depth = queue_depth(sqs, queue_url).await;
+        if depth == (0, 0) {
+            return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "queue still holds (visible, in flight) = {depth:?} after {timeout:?}; log:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -115,5 +115,17 @@ fn target(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, source, target);
+/// Short windows: these paths take microseconds, so 2 s gives millions of iterations, and the
+/// whole of `cargo bench` stays under its 10-minute budget on 2 cores from a fresh clone.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(2))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = source, target
+}
 criterion_main!(benches);

@@ -28,11 +28,12 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
     CARGO_TERM_COLOR=never
 
 # Dependencies first, in a layer of their own: it is rebuilt only when
-# Cargo.toml, Cargo.lock or benches/ change, not on every edit of src/. Cargo
-# refuses a manifest whose declared [[bench]] file is missing, so benches/
-# comes along (`cargo build` never compiles it; criterion is a dev-dependency).
+# Cargo.toml, Cargo.lock, benches/ or examples/ change, not on every edit of
+# src/. Cargo refuses a manifest whose declared [[bench]] or [[example]] file is
+# missing, so both come along (`cargo build` compiles neither).
 COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
+COPY examples ./examples
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && cargo build --release --locked \

@@ -325,20 +325,23 @@ fn eventbridge_event_name(detail_type: &str, reason: Option<&str>) -> Option<Str
 
 fn parse_eventbridge(body: &str) -> Body {
     let bad = |detail: String| Body::Malformed(Malformed::InvalidEventBridge { detail });
-    let Ok(Value::Object(ev)) = serde_json::from_str::<Value>(body) else {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
         return bad("not a JSON object".to_owned());
     };
-    let Some(detail_type) = str_at(&ev, &["detail-type"]) else {
+    let Value::Object(ev) = &value else {
+        return bad("not a JSON object".to_owned());
+    };
+    let Some(detail_type) = str_at(ev, &["detail-type"]) else {
         return bad("`detail-type` is not a string".to_owned());
     };
-    let reason = non_empty_str(&ev, &["detail", "reason"]);
+    let reason = non_empty_str(ev, &["detail", "reason"]);
     let Some(event_name) = eventbridge_event_name(detail_type, reason) else {
         return bad(format!("unsupported detail-type {:?}", quote(detail_type)));
     };
-    let Some(bucket) = non_empty_str(&ev, &["detail", "bucket", "name"]) else {
+    let Some(bucket) = non_empty_str(ev, &["detail", "bucket", "name"]) else {
         return bad("missing, empty or non-string `detail.bucket.name`".to_owned());
     };
-    let Some(key) = non_empty_str(&ev, &["detail", "object", "key"]) else {
+    let Some(key) = non_empty_str(ev, &["detail", "object", "key"]) else {
         return bad("missing, empty or non-string `detail.object.key`".to_owned());
     };
     let first_resource = ev
@@ -348,11 +351,11 @@ fn parse_eventbridge(body: &str) -> Body {
         .and_then(Value::as_str);
     let source = match first_resource {
         Some(arn) if is_s3_arn(arn) => arn.to_owned(),
-        _ => bucket_arn(bucket, non_empty_str(&ev, &["region"])),
+        _ => bucket_arn(bucket, non_empty_str(ev, &["region"])),
     };
-    let id = match non_empty_str(&ev, &["id"]) {
+    let id = match non_empty_str(ev, &["id"]) {
         Some(id) => id.to_owned(),
-        None => content_id(body),
+        None => value_id(&value),
     };
     Body::Records(vec![Record::Event(S3Event {
         ce_type: ce_type(&event_name),
@@ -360,24 +363,27 @@ fn parse_eventbridge(body: &str) -> Body {
         source,
         subject: key.to_owned(),
         id,
-        time: non_empty_str(&ev, &["time"]).and_then(parse_time),
+        time: non_empty_str(ev, &["time"]).and_then(parse_time),
         data: Bytes::copy_from_slice(body.as_bytes()),
     })])
 }
 
 fn parse_test_event(body: &str) -> Body {
-    let Ok(Value::Object(ev)) = serde_json::from_str::<Value>(body) else {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
         return Body::Unrecognized;
     };
-    let Some(bucket) = non_empty_str(&ev, &["Bucket"]) else {
+    let Value::Object(ev) = &value else {
+        return Body::Unrecognized;
+    };
+    let Some(bucket) = non_empty_str(ev, &["Bucket"]) else {
         return Body::Malformed(Malformed::InvalidTestEvent {
             detail: "missing, empty or non-string `Bucket`".to_owned(),
         });
     };
     Body::TestEvent(TestEvent {
         bucket: bucket.to_owned(),
-        id: content_id(body),
-        time: non_empty_str(&ev, &["Time"]).and_then(parse_time),
+        id: value_id(&value),
+        time: non_empty_str(ev, &["Time"]).and_then(parse_time),
         data: Bytes::copy_from_slice(body.as_bytes()),
     })
 }
@@ -448,26 +454,14 @@ fn quote(text: &str) -> String {
     text.chars().take(QUOTE_MAX_CHARS).collect()
 }
 
-/// Deterministic id of a JSON text: SHA-256 of its canonical form (compact, object members
+/// Deterministic id of parsed JSON: SHA-256 of its canonical form (compact, object members
 /// sorted by key), so whitespace and member order do not matter — a record delivered plain
-/// and SNS-wrapped (where it was re-serialised) hashes the same. Text that is not JSON (not
-/// expected: callers pass parsed text) is hashed as is.
-fn content_id(json: &str) -> String {
-    match serde_json::from_str::<Value>(json) {
-        Ok(value) => value_id(&value),
-        Err(_) => hex_id(Sha256::digest(json.as_bytes()).as_slice()),
-    }
-}
-
-/// [`content_id`] of text already parsed.
+/// and SNS-wrapped (where it was re-serialised) hashes the same. Callers hash the tree they
+/// already parsed for the event's fields.
 fn value_id(value: &Value) -> String {
     let mut hasher = HashWriter(Sha256::new());
     hash_canonical(value, &mut hasher);
-    hex_id(hasher.0.finalize().as_slice())
-}
-
-fn hex_id(digest: &[u8]) -> String {
-    hex::encode(&digest[..ID_HEX_LEN / 2])
+    hex::encode(&hasher.0.finalize()[..ID_HEX_LEN / 2])
 }
 
 /// Lets serde_json write escaped strings and numbers straight into the hash, without an

@@ -136,18 +136,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn binary_json_data_stays_json() {
+    /// The required binary-mode attributes (id `1`) and `content-type`.
+    fn binary_headers(content_type: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in [
             ("ce-specversion", "1.0"),
             ("ce-id", "1"),
             ("ce-source", "s"),
             ("ce-type", "t"),
-            ("content-type", "application/json"),
+            ("content-type", content_type),
         ] {
             headers.insert(name, value.parse().unwrap());
         }
+        headers
+    }
+
+    #[test]
+    fn binary_json_data_stays_json() {
+        let headers = binary_headers("application/json");
         let events = decode(&headers, Bytes::from_static(br#"{"a":1}"#)).unwrap();
         let structured = serde_json::to_value(&events[0]).unwrap();
         assert_eq!(structured["data"]["a"], 1, "{structured}");
@@ -156,19 +162,7 @@ mod tests {
 
     #[test]
     fn a_ce_data_header_is_refused_and_odd_json_types_stay_bytes() {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            ("ce-specversion", "1.0"),
-            ("ce-id", "1"),
-            ("ce-source", "s"),
-            ("ce-type", "t"),
-        ] {
-            headers.insert(name, value.parse().unwrap());
-        }
-        headers.insert(
-            "content-type",
-            "application/vnd.api+json; charset=utf-8".parse().unwrap(),
-        );
+        let mut headers = binary_headers("application/vnd.api+json; charset=utf-8");
         let events = decode(&headers, Bytes::from_static(br#"{"a":1}"#)).unwrap();
         let structured = serde_json::to_vec(&events[0]).unwrap();
         let back: cloudevents::Event =

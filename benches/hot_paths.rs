@@ -13,10 +13,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http::HeaderMap;
 
 use aws_event_adapter::cloudevents::{Encoding, inbound};
-use aws_event_adapter::source::s3::notification::{Body, Record, parse_body};
-use aws_event_adapter::source::s3::process::s3_event;
-use aws_event_adapter::target::sqs::config::SqsTargetConfig;
-use aws_event_adapter::target::sqs::to_message;
+use aws_event_adapter::sources::s3::notification::{Body, Record, parse_body};
+use aws_event_adapter::sources::s3::process::s3_event;
+use aws_event_adapter::targets::sqs::config::SqsTargetConfig;
+use aws_event_adapter::targets::sqs::to_message;
 
 const PUT: &str = include_str!("../tests/fixtures/samples/s3-records-put.json");
 

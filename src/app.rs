@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::http::health::Health;
 use crate::http::server::{self, Handler, json_error};
-use crate::target::Target;
-use crate::target::ingress::{Ingress, Limits};
-use crate::target::s3::S3Target;
-use crate::target::sqs::SqsTarget;
+use crate::targets::Target;
+use crate::targets::ingress::{Ingress, Limits};
+use crate::targets::s3::S3Target;
+use crate::targets::sqs::SqsTarget;
 
 /// Listener addresses and shutdown timing.
 #[derive(Clone)]
@@ -54,7 +54,7 @@ pub async fn run(
         let shutdown = shutdown.clone();
         let grace = options.shutdown_grace;
         components.spawn(async move {
-            crate::source::s3::run(source, ready, shutdown, grace)
+            crate::sources::s3::run(source, ready, shutdown, grace)
                 .await
                 .map_err(|err| format!("source {name:?}: {err}"))
         });

@@ -1,6 +1,6 @@
 //! aws-event-adapter: the data plane between AWS and CloudEvents.
 //!
-//! - [`source::s3`]: S3 notifications on SQS → CloudEvents → an HTTP sink, at-least-once.
+//! - [`sources::s3`]: S3 notifications on SQS → CloudEvents → an HTTP sink, at-least-once.
 //! - [`config`]: TriggerMesh-compatible manifests, decoded with every problem reported.
 //! - [`aws`]: ARNs, SDK configuration and credentials.
 //! - [`cloudevents`]: the CloudEvents HTTP binding, both ways.
@@ -17,6 +17,6 @@ pub mod display;
 pub mod http;
 pub mod provisioning;
 pub mod shutdown;
-pub mod source;
-pub mod target;
+pub mod sources;
+pub mod targets;
 pub mod telemetry;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use aws_event_adapter::app::{self, RunOptions};
 use aws_event_adapter::config::{self, LoadOptions};
 use aws_event_adapter::http::bearer::BearerAuth;
-use aws_event_adapter::target::ingress::Limits;
+use aws_event_adapter::targets::ingress::Limits;
 
 /// mimalloc instead of glibc's malloc: per-event work allocates from every worker thread, and
 /// glibc's arenas showed up in profiles as lock contention and a fifth of the CPU (BENCHMARKS.md).

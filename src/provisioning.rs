@@ -3,8 +3,8 @@
 
 use crate::aws::credentials;
 use crate::config::Config;
-use crate::source::s3::config::{COMPONENT, S3SourceConfig};
-use crate::source::s3::provision;
+use crate::sources::s3::config::{COMPONENT, S3SourceConfig};
+use crate::sources::s3::provision;
 
 async fn credentials_for(source: &S3SourceConfig) -> Result<credentials::Refreshing, String> {
     let component = source.metadata.component(COMPONENT);

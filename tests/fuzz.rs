@@ -31,10 +31,10 @@ use aws_event_adapter::cloudevents::{
     Encoding, OutEvent, decode_header_value, encode_header_value,
 };
 use aws_event_adapter::config::{self, LoadOptions};
-use aws_event_adapter::source::s3::notification::{
+use aws_event_adapter::sources::s3::notification::{
     Body, Record, decode_key, event_type_matches, parse_body,
 };
-use aws_event_adapter::source::s3::process::s3_event;
+use aws_event_adapter::sources::s3::process::s3_event;
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use cloudevents::event::SpecVersion;

@@ -8,7 +8,7 @@ mod common;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use aws_event_adapter::source::s3::provision::{BUCKET_TAG, OWNER_TAG, queue_name};
+use aws_event_adapter::sources::s3::provision::{BUCKET_TAG, OWNER_TAG, queue_name};
 use aws_sdk_s3::types::QueueConfiguration;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::QueueAttributeName;

@@ -3,7 +3,7 @@
 //! (comma-separated), the rest the event name.
 #![no_main]
 
-use aws_event_adapter::source::s3::notification::{decode_key, event_type_matches};
+use aws_event_adapter::sources::s3::notification::{decode_key, event_type_matches};
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

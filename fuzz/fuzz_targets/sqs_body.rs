@@ -1,7 +1,7 @@
 //! The SQS message body parser: any bytes (as UTF-8, lossily, as SQS bodies are text).
 #![no_main]
 
-use aws_event_adapter::source::s3::notification::{Body, Record, parse_body};
+use aws_event_adapter::sources::s3::notification::{Body, Record, parse_body};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

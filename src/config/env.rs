@@ -28,9 +28,9 @@ use super::decode::Problem;
 use super::secret::{Secret, SecretSource};
 use crate::aws::arn::{BucketArn, QueueArn};
 use crate::cloudevents::Encoding;
-use crate::source::s3::config::{Receive, S3SourceConfig};
-use crate::target::s3::config::S3TargetConfig;
-use crate::target::sqs::config::SqsTargetConfig;
+use crate::sources::s3::config::{Receive, S3SourceConfig};
+use crate::targets::s3::config::S3TargetConfig;
+use crate::targets::sqs::config::SqsTargetConfig;
 
 /// Where variables come from.
 pub trait Env {

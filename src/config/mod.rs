@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::source::s3::config::S3SourceConfig;
-use crate::target::s3::config::S3TargetConfig;
-use crate::target::sqs::config::SqsTargetConfig;
+use crate::sources::s3::config::S3SourceConfig;
+use crate::targets::s3::config::S3TargetConfig;
+use crate::targets::sqs::config::SqsTargetConfig;
 use decode::{Obj, Problem, Problems};
 
 /// Everything the `run` command starts.

@@ -19,7 +19,7 @@ use tokio::time::{Instant, timeout_at};
 use super::config::COMPONENT;
 use super::{Message, Queue};
 use crate::aws::{error_label, with_fresh_credentials};
-use crate::target::{Outcome, TargetError, record_aws_error, status_for_code};
+use crate::targets::{Outcome, TargetError, record_aws_error, status_for_code};
 
 /// How long a partial batch waits for more messages.
 const LINGER: Duration = Duration::from_millis(2);

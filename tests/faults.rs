@@ -13,13 +13,15 @@
 //!
 //! The flapping sink and the AWS cut run for 10 s by default; with
 //! `AWS_EVENT_ADAPTER_LONG_TESTS=1` they run for 60 s and 30 s (see TESTING.md).
+//!
+//! The counting sink and the TCP proxy the scenarios use are in `tests/common/sink.rs` and
+//! `tests/common/proxy.rs`; the sending, waiting and tallying are here.
 
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,10 +29,7 @@ use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use cloudevents::AttributesReader;
 use common::*;
 use http::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// The environment switch of the long versions.
 const LONG_SWITCH: &str = "AWS_EVENT_ADAPTER_LONG_TESTS";
@@ -89,83 +88,6 @@ async fn send_keys(aws: &Aws, queue_url: &str, keys: &[String]) {
 /// A fresh queue for one scenario: (url, arn).
 async fn queue(aws: &Aws, scenario: &str) -> (String, String) {
     aws.create_queue(&unique(scenario)).await
-}
-
-/// A [`TestSink`] that counts events two ways, each the strict one for what it measures:
-///
-/// - **completed** (for losses): requests the sink answered 2xx to a sender still there — as
-///   at a sink that commits only when it answers. An event the sender abandoned (killed,
-///   timed out, shut down) is not completed: it must come again.
-/// - **taken** (for duplicates): whole requests the sink is going to answer 2xx, counted on
-///   arrival — as at a sink that stores what it receives. An abandoned event the adapter sends
-///   again is a duplicate here.
-///
-/// Events answered with an error count in neither.
-struct CountingSink {
-    sink: TestSink,
-    taken: Arc<Mutex<Vec<String>>>,
-}
-
-impl CountingSink {
-    async fn start(behavior: Behavior) -> CountingSink {
-        let taken = Arc::new(Mutex::new(Vec::new()));
-        let counting: Behavior = {
-            let taken = taken.clone();
-            Arc::new(move |attempt, event| {
-                let (status, delay) = behavior(attempt, event);
-                // No data: the request was cut short (the sink decodes what it got).
-                if status.is_success() && event.data().is_some() {
-                    let subject = event.subject().unwrap_or_default().to_string();
-                    taken.lock().unwrap().push(subject);
-                }
-                (status, delay)
-            })
-        };
-        CountingSink {
-            sink: TestSink::start(counting).await,
-            taken,
-        }
-    }
-
-    fn taken(&self) -> usize {
-        self.taken.lock().unwrap().len()
-    }
-
-    fn taken_by_subject(&self) -> HashMap<String, usize> {
-        count(self.taken.lock().unwrap().iter().cloned())
-    }
-
-    fn completed_by_subject(&self) -> HashMap<String, usize> {
-        count(
-            self.sink
-                .accepted()
-                .into_iter()
-                .map(|(_, event)| event.subject().unwrap_or_default().to_string()),
-        )
-    }
-
-    async fn wait_taken(&self, n: usize, timeout: Duration) {
-        wait_until(timeout, &format!("{n} events at the sink"), || {
-            self.taken() >= n
-        })
-        .await;
-    }
-}
-
-fn count(subjects: impl Iterator<Item = String>) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for subject in subjects {
-        *counts.entry(subject).or_insert(0) += 1;
-    }
-    counts
-}
-
-impl std::ops::Deref for CountingSink {
-    type Target = TestSink;
-
-    fn deref(&self) -> &TestSink {
-        &self.sink
-    }
 }
 
 /// Waits until the sink completed an event for every key, or `timeout`. Gives up early when the
@@ -366,175 +288,6 @@ async fn wait_readiness(adapter: &Adapter, expected: StatusCode, timeout: Durati
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A TCP proxy the test can cut and restore, and that can reset connections at random.
-
-/// Forwards connections to `upstream`. [`TcpProxy::cut`] closes the listening socket
-/// (connections are refused) and resets every live connection; [`TcpProxy::restore`] listens
-/// on the same address again. With a reset rate, that share of requests is answered with a TCP
-/// reset before any byte of them reaches the upstream.
-struct TcpProxy {
-    addr: SocketAddr,
-    upstream: SocketAddr,
-    reset_per_mille: Arc<AtomicU32>,
-    resets: Arc<AtomicUsize>,
-    live: Mutex<Option<CancellationToken>>,
-}
-
-impl TcpProxy {
-    async fn start(upstream: SocketAddr) -> TcpProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = TcpProxy {
-            addr: listener.local_addr().unwrap(),
-            upstream,
-            reset_per_mille: Arc::new(AtomicU32::new(0)),
-            resets: Arc::new(AtomicUsize::new(0)),
-            live: Mutex::new(None),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&self, listener: TcpListener) {
-        let token = CancellationToken::new();
-        *self.live.lock().unwrap() = Some(token.clone());
-        let (upstream, reset, resets) = (
-            self.upstream,
-            self.reset_per_mille.clone(),
-            self.resets.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let client = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((client, _)) => client,
-                        Err(_) => continue,
-                    },
-                    // Dropping the listener: new connections are refused.
-                    () = token.cancelled() => return,
-                };
-                tokio::spawn(relay(
-                    client,
-                    upstream,
-                    token.clone(),
-                    reset.clone(),
-                    resets.clone(),
-                ));
-            }
-        });
-    }
-
-    fn uri(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    /// Resets this share (per mille) of the requests from now on.
-    fn set_reset_rate(&self, per_mille: u32) {
-        self.reset_per_mille.store(per_mille, Ordering::SeqCst);
-    }
-
-    fn resets(&self) -> usize {
-        self.resets.load(Ordering::SeqCst)
-    }
-
-    /// Unreachable: refused connections, live ones reset.
-    fn cut(&self) {
-        if let Some(token) = self.live.lock().unwrap().take() {
-            token.cancel();
-        }
-    }
-
-    /// Reachable again, on the same address.
-    async fn restore(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(listener) => break listener,
-                Err(err) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "cannot listen on {} again: {err}",
-                        self.addr
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        self.serve(listener);
-    }
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
-}
-
-/// One proxied connection. HTTP/1.1 without pipelining: a chunk from the client after the
-/// upstream has answered (or on a fresh connection) starts a new request; that is where a
-/// reset is injected, so the upstream never sees half a request.
-async fn relay(
-    mut client: TcpStream,
-    upstream: SocketAddr,
-    cut: CancellationToken,
-    reset_per_mille: Arc<AtomicU32>,
-    resets: Arc<AtomicUsize>,
-) {
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
-        let _ = client.set_zero_linger();
-        return;
-    };
-    let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
-    let (mut up, mut down) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
-    let mut request_starts = true;
-    loop {
-        tokio::select! {
-            read = client.read(&mut up) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    let rate = reset_per_mille.load(Ordering::SeqCst);
-                    if request_starts && rate > 0 && rand::random_range(0..1000) < rate {
-                        resets.fetch_add(1, Ordering::SeqCst);
-                        break;
-                    }
-                    request_starts = false;
-                    if server.write_all(&up[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            read = server.read(&mut down) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    request_starts = true;
-                    if client.write_all(&down[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            () = cut.cancelled() => break,
-        }
-    }
-    // A reset (RST), not an orderly close.
-    let _ = client.set_zero_linger();
-    let _ = server.set_zero_linger();
-}
-
-/// moto's address, from AWS_ENDPOINT_URL.
-async fn moto_addr() -> SocketAddr {
-    let endpoint = endpoint();
-    let authority = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    tokio::net::lookup_host(&authority)
-        .await
-        .unwrap_or_else(|e| panic!("AWS_ENDPOINT_URL {endpoint:?}: {e}"))
-        .next()
-        .expect("an address for AWS_ENDPOINT_URL")
 }
 
 // ---------------------------------------------------------------------------------------------

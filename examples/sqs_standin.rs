@@ -66,7 +66,7 @@
 // A crate root looks for its modules beside itself: point at the example's own directory.
 #[path = "sqs_standin/notifications.rs"]
 mod notifications;
-#[path = "sqs_standin/protocol.rs"]
+#[path = "sqs_standin/protocol/mod.rs"]
 mod protocol;
 #[path = "sqs_standin/queue.rs"]
 mod queue;

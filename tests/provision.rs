@@ -2,6 +2,10 @@
 //! notification created on the user's behalf (by `provision` and at `run` start), idempotently,
 //! and removed again by `deprovision` — against moto, with the adapter binary run as a user
 //! runs it. The last test does it all under IAM enforcement with exactly the seed's policies.
+//!
+//! It stays one file of about 900 lines because its eight tests are all steps of the same
+//! provisioning life cycle and use the same read-back helpers (queue entries, the provisioned
+//! queue's policy and tags), which a split would only move into a file of their own.
 
 mod common;
 

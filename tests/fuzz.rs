@@ -31,6 +31,7 @@ use aws_event_adapter::cloudevents::{
     Encoding, OutEvent, decode_header_value, encode_header_value,
 };
 use aws_event_adapter::config::{self, LoadOptions};
+use aws_event_adapter::manifest;
 use aws_event_adapter::sources::s3::notification::{
     Body, Record, decode_key, event_type_matches, parse_body,
 };
@@ -1817,9 +1818,9 @@ fn check_load(text: &str, secrets_dir: &Path) -> Result<(), TestCaseError> {
     let options = LoadOptions {
         secrets_dir: secrets_dir.to_path_buf(),
     };
-    let mut config = config::Config::default();
+    let mut config = manifest::Config::default();
     let mut problems = Vec::new();
-    config::load_text(text, "fuzz.yaml", &options, &mut config, &mut problems);
+    manifest::load_text(text, "fuzz.yaml", &options, &mut config, &mut problems);
     for problem in &problems {
         prop_assert!(!problem.to_string().is_empty());
     }
@@ -1836,9 +1837,9 @@ mod config_loader {
             let options = LoadOptions {
                 secrets_dir: dir.path().to_path_buf(),
             };
-            let mut config = config::Config::default();
+            let mut config = manifest::Config::default();
             let mut problems = Vec::new();
-            config::load_text(manifest, "base.yaml", &options, &mut config, &mut problems);
+            manifest::load_text(manifest, "base.yaml", &options, &mut config, &mut problems);
             assert!(problems.is_empty(), "{manifest}: {problems:?}");
             assert_eq!(config.component_count(), 1, "{manifest}");
         }

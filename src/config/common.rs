@@ -30,17 +30,6 @@ const IGNORED_METADATA: [&str; 9] = [
     "ownerReferences",
 ];
 
-impl Metadata {
-    /// The component of this kind and identity, as metrics and logs name it.
-    pub fn component(&self, kind: &'static str) -> crate::telemetry::Component {
-        crate::telemetry::Component {
-            kind,
-            name: self.name.clone(),
-            namespace: self.namespace.clone(),
-        }
-    }
-}
-
 pub fn metadata(doc: &mut Obj<'_>, problems: &mut Problems) -> Option<Metadata> {
     let mut meta = doc.require_obj("metadata", problems)?;
     let name = meta.require_string("name", problems);
@@ -140,7 +129,7 @@ pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option
     }
     let ca_certs = dest.string("CACerts", problems);
     if let Some(pem) = &ca_certs
-        && let Err(message) = crate::http::tls::parse_ca_pem(pem)
+        && let Err(message) = super::pem::parse_ca_pem(pem)
     {
         problems.add(&dest.path_of("CACerts"), message);
     }

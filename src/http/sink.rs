@@ -57,6 +57,12 @@ impl SendError {
     }
 }
 
+/// The sink client cannot be built: its TLS configuration (the destinations' `CACerts`) is
+/// unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot set up TLS for the sink: {0}")]
+pub struct SinkSetupError(String);
+
 /// A pooled HTTP client for one component's sinks.
 #[derive(Clone)]
 pub struct SinkClient {
@@ -67,13 +73,13 @@ pub struct SinkClient {
 impl SinkClient {
     /// A client for `http://` and `https://` sinks; HTTPS is verified against the system's
     /// roots and the destinations' `CACerts`.
-    pub fn new(delivery: Delivery) -> Result<Self, String> {
+    pub fn new(delivery: Delivery) -> Result<Self, SinkSetupError> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.enforce_http(false);
         connector.set_connect_timeout(Some(delivery.timeout.min(Duration::from_secs(10))));
         let extra = (!delivery.ca_certs.is_empty()).then(|| delivery.ca_certs.join("\n"));
-        let tls = crate::http::tls::client_config(extra.as_deref())?;
+        let tls = crate::http::tls::client_config(extra.as_deref()).map_err(SinkSetupError)?;
         let connector = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

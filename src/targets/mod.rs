@@ -17,8 +17,18 @@ use http::StatusCode;
 
 use crate::aws::HttpStatus;
 
-/// Why an event was not written, as the HTTP caller should see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a target could not start. AWS being unreachable is not one: the target starts unready
+/// and retries in the background.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("credentials: {0}")]
+    Credentials(#[from] crate::aws::credentials::SetupError),
+}
+
+/// Why an event was not written, as the HTTP caller should see it. Displayed as its message,
+/// with the HTTP status in front (`502 Bad Gateway: PutObject: NoSuchBucket ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
 pub struct TargetError {
     pub status: StatusCode,
     pub message: String,
@@ -217,11 +227,13 @@ impl Target {
         }
     }
 
-    /// Writes the events of one request; one outcome per event, in order.
+    /// Writes the events of one request; one outcome per event, in order. Runs in the
+    /// target's span, so what it logs names the target.
     pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
+        use tracing::Instrument;
         match self {
-            Target::Sqs(t) => t.write(events).await,
-            Target::S3(t) => t.write(events).await,
+            Target::Sqs(t) => t.write(events).instrument(t.span().clone()).await,
+            Target::S3(t) => t.write(events).instrument(t.span().clone()).await,
         }
     }
 }

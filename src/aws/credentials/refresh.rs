@@ -113,8 +113,6 @@ impl Refreshing {
                 let message = aws_sdk_sts::error::DisplayErrorContext(&err).to_string();
                 self.shared.failures.increment(1);
                 tracing::warn!(
-                    component = self.shared.component.kind,
-                    name = %self.shared.component.name,
                     mode = self.shared.mode,
                     error = %message,
                     "cannot get AWS credentials"
@@ -142,8 +140,6 @@ impl Refreshing {
         if changed || expiry.is_some() {
             self.shared.refreshes.increment(1);
             tracing::info!(
-                component = self.shared.component.kind,
-                name = %self.shared.component.name,
                 mode = self.shared.mode,
                 expires_in_secs = expiry.map(seconds_until),
                 "AWS credentials loaded"

@@ -27,6 +27,17 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn of(output: std::process::Output) -> Outcome {
+        Outcome {
+            code: output
+                .status
+                .code()
+                .expect("exited, not killed by a signal"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// The `error: ...` lines of stderr.
     fn errors(&self) -> Vec<&str> {
         self.stderr
@@ -85,14 +96,7 @@ fn run_in(dir: &Path, args: &[&str]) -> Outcome {
         .env_remove("RUST_LOG")
         .output()
         .expect("run aws-event-adapter");
-    Outcome {
-        code: output
-            .status
-            .code()
-            .expect("exited, not killed by a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Outcome::of(output)
 }
 
 /// `validate --config config.yaml --secrets-dir secrets` on a file of these contents.
@@ -767,14 +771,7 @@ fn run_until_exit(manifest: &str, http_addr: &str) -> Outcome {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("run aws-event-adapter");
-    Outcome {
-        code: output
-            .status
-            .code()
-            .expect("exited, not killed by a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Outcome::of(output)
 }
 
 #[test]

@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod aws;
+pub mod backoff;
 pub mod cloudevents;
 pub mod config;
 pub mod display;

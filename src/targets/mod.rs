@@ -16,6 +16,7 @@ use cloudevents::Event;
 use http::StatusCode;
 
 use crate::aws::HttpStatus;
+use crate::backoff::{Backoff, Curve, Retry};
 
 /// Why an event was not written, as the HTTP caller should see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +141,13 @@ pub(crate) fn record_aws_error(
     .increment(1);
 }
 
+/// Between readiness probes until one succeeds: 0.5 s, doubling up to 30 s.
+const READY_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(30),
+);
+
 /// Calls `probe` (the cheap call a target needs anyway: `GetQueueUrl`, `GetBucketLocation`)
 /// until it succeeds, with backoff, then raises readiness; `what` names the resource in logs.
 pub(crate) async fn become_ready<F, Fut>(
@@ -152,7 +160,7 @@ pub(crate) async fn become_ready<F, Fut>(
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), TargetError>>,
 {
-    let mut wait = std::time::Duration::from_millis(500);
+    let mut retry = Retry::new(READY_BACKOFF);
     loop {
         match probe().await {
             Ok(()) => {
@@ -169,10 +177,9 @@ pub(crate) async fn become_ready<F, Fut>(
             ),
         }
         tokio::select! {
-            () = tokio::time::sleep(wait) => {},
+            () = tokio::time::sleep(retry.next_delay()) => {},
             () = shutdown.cancelled() => return,
         }
-        wait = (wait * 2).min(std::time::Duration::from_secs(30));
     }
 }
 

@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod aws;
+pub mod backoff;
 pub mod cloudevents;
 pub mod config;
 pub mod display;

@@ -216,11 +216,30 @@ pub fn delivery(spec: &mut Obj<'_>, problems: &mut Problems) -> Delivery {
             ),
         }
     }
-    if let Some(delay) = delivery.duration("backoffDelay", problems) {
+    let delay = delivery.duration("backoffDelay", problems);
+    if let Some(delay) = delay {
         out.backoff_delay = delay;
     }
-    if let Some(delay) = delivery.duration("backoffMaxDelay", problems) {
+    let max_delay = delivery.duration("backoffMaxDelay", problems);
+    if let Some(delay) = max_delay {
         out.backoff_max_delay = delay;
+    }
+    if out.backoff_delay > out.backoff_max_delay {
+        let (base, ceiling) = (out.backoff_delay, out.backoff_max_delay);
+        let message = match (delay, max_delay) {
+            (_, None) => format!(
+                "defaults to {ceiling:?}, less than backoffDelay ({base:?}): set it to at least that"
+            ),
+            (None, Some(_)) => {
+                format!("must be at least backoffDelay ({base:?} by default), found {ceiling:?}")
+            }
+            (Some(_), Some(_)) => {
+                format!("must be at least backoffDelay ({base:?}), found {ceiling:?}")
+            }
+        };
+        problems.add(&delivery.path_of("backoffMaxDelay"), message);
+        // Reported, so the manifest is refused; the value stays a valid backoff anyway.
+        out.backoff_max_delay = out.backoff_delay;
     }
     if let Some(timeout) = delivery.duration("timeout", problems) {
         if timeout.is_zero() {
@@ -237,4 +256,60 @@ pub fn delivery(spec: &mut Obj<'_>, problems: &mut Problems) -> Delivery {
     }
     delivery.finish(problems);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode_delivery(value: serde_json::Value) -> (Delivery, Vec<String>) {
+        let mut problems = Problems::default();
+        let spec = json!({ "delivery": value });
+        let mut spec = Obj::new(&spec, "spec", &mut problems).unwrap();
+        let delivery = delivery(&mut spec, &mut problems);
+        let rendered = problems
+            .into_located("d")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (delivery, rendered)
+    }
+
+    #[test]
+    fn delivery_backoff_delay_within_its_ceiling() {
+        let (delivery, problems) = decode_delivery(json!({
+            "backoffPolicy": "linear", "backoffDelay": "PT2S", "backoffMaxDelay": "PT2S"}));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(delivery.backoff_policy, BackoffPolicy::Linear);
+        assert_eq!(delivery.backoff_delay, Duration::from_secs(2));
+        assert_eq!(delivery.backoff_max_delay, Duration::from_secs(2));
+
+        let (_, problems) =
+            decode_delivery(json!({"backoffDelay": "PT5S", "backoffMaxDelay": "PT1S"}));
+        assert_eq!(
+            problems,
+            vec!["d: spec.delivery.backoffMaxDelay: must be at least backoffDelay (5s), found 1s"]
+        );
+
+        // Above the default ceiling (30 s) without one given.
+        let (delivery, problems) = decode_delivery(json!({"backoffDelay": "1m"}));
+        assert_eq!(
+            problems,
+            vec![
+                "d: spec.delivery.backoffMaxDelay: defaults to 30s, less than backoffDelay (60s): set it to at least that"
+            ]
+        );
+        assert!(delivery.backoff_delay <= delivery.backoff_max_delay);
+
+        // Below the default base (0.5 s) without one given.
+        let (delivery, problems) = decode_delivery(json!({"backoffMaxDelay": "PT0.1S"}));
+        assert_eq!(
+            problems,
+            vec![
+                "d: spec.delivery.backoffMaxDelay: must be at least backoffDelay (500ms by default), found 100ms"
+            ]
+        );
+        assert!(delivery.backoff_delay <= delivery.backoff_max_delay);
+    }
 }

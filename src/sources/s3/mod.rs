@@ -37,6 +37,7 @@ use tracing::Instrument;
 use crate::aws::arn::QueueArn;
 use crate::aws::credentials;
 use crate::aws::{error_label, error_message, with_fresh_credentials};
+use crate::backoff::{Backoff, Curve, Retry};
 use crate::http::health::ReadyFlag;
 use crate::http::sink::SinkClient;
 use crate::sources::SourceError;
@@ -181,6 +182,13 @@ pub async fn run(
     Ok(())
 }
 
+/// Between provisioning attempts at start: 1 s, doubling up to 60 s.
+const PROVISION_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_secs(1),
+    Duration::from_secs(60),
+);
+
 /// Creates the source's queue and notification (no `destination`), retrying with backoff until
 /// it works or `shutdown` fires (`None`).
 async fn provision_until_done(
@@ -188,7 +196,7 @@ async fn provision_until_done(
     credentials: &credentials::Refreshing,
     shutdown: &CancellationToken,
 ) -> Option<QueueArn> {
-    let mut wait = Duration::from_secs(1);
+    let mut retry = Retry::new(PROVISION_BACKOFF);
     loop {
         let attempt = provision::provision(config, credentials);
         let result = tokio::select! {
@@ -203,21 +211,26 @@ async fn provision_until_done(
                 return Some(provisioned.queue);
             }
             Err(err) => tracing::error!(
-                source = %config.metadata.name,
                 error = %err,
                 "cannot create the queue and bucket notification; retrying"
             ),
         }
         tokio::select! {
-            () = tokio::time::sleep(wait) => {},
+            () = tokio::time::sleep(retry.next_delay()) => {},
             () = shutdown.cancelled() => return None,
         }
-        wait = (wait * 2).min(Duration::from_secs(60));
     }
 }
 
 /// How long a poller waits for more free slots before receiving with fewer than a batch.
 const FILL_WAIT: Duration = Duration::from_millis(5);
+
+/// Between failed `ReceiveMessage` calls: 0.5 s, doubling up to 30 s.
+const RECEIVE_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_millis(500),
+    Duration::from_secs(30),
+);
 
 /// One long-poller: reserve capacity, receive, hand each message to its own task.
 async fn poll(
@@ -290,10 +303,8 @@ async fn poll(
                     ready.set(false);
                 }
                 drop(reserved);
-                let wait = Duration::from_millis(250 * 2u64.pow(failures.min(7)))
-                    .min(Duration::from_secs(30));
                 tokio::select! {
-                    () = tokio::time::sleep(wait) => continue,
+                    () = tokio::time::sleep(RECEIVE_BACKOFF.delay(failures)) => continue,
                     () = shutdown.cancelled() => return,
                 }
             }

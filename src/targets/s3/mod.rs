@@ -67,10 +67,10 @@ impl S3Target {
             span: tracing::Span::current(),
         });
         let probe = target.clone();
-        let (name, bucket) = (probe.name().to_string(), probe.config.bucket.to_string());
+        let bucket = probe.config.bucket.to_string();
         tokio::spawn(
             async move {
-                super::become_ready(&name, &bucket, ready, shutdown, || async {
+                super::become_ready(&bucket, ready, shutdown, || async {
                     probe.client().await.map(|_| ())
                 })
                 .await

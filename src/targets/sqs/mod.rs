@@ -183,11 +183,8 @@ impl SqsTarget {
         let probe = queue.clone();
         tokio::spawn(
             async move {
-                let (name, arn) = (
-                    probe.config.metadata.name.clone(),
-                    probe.config.queue.to_string(),
-                );
-                super::become_ready(&name, &arn, ready, shutdown, || async {
+                let arn = probe.config.queue.to_string();
+                super::become_ready(&arn, ready, shutdown, || async {
                     let url = probe.url().await?;
                     probe.read_max_size(&url).await;
                     Ok(())

@@ -66,16 +66,20 @@ pub async fn run(
     let (metrics_listener, metrics_addr) = server::bind(options.metrics_addr).await?;
     tracing::info!(http = %http_addr, metrics = %metrics_addr, "listening");
 
+    // The components stop on their own token, cancelled only once /readyz says "draining":
+    // a component turning unready first would show an orchestrator an unready process that
+    // does not say it is shutting down.
+    let stop = CancellationToken::new();
     let mut components = JoinSet::new();
     for source in config.s3_sources {
         let ready = health.register(&source.metadata.name);
         let name = source.metadata.name.clone();
         let span = Component::of(crate::sources::s3::config::COMPONENT, &source.metadata).span();
-        let shutdown = shutdown.clone();
+        let stop = stop.clone();
         let grace = options.shutdown_grace;
         components.spawn(
             async move {
-                crate::sources::s3::run(source, ready, shutdown, grace)
+                crate::sources::s3::run(source, ready, stop, grace)
                     .await
                     .map_err(|source| RunError::Source { name, source })
             }
@@ -88,7 +92,7 @@ pub async fn run(
         let ready = health.register(&target.metadata.name);
         let name = target.metadata.name.clone();
         let span = Component::of(crate::targets::sqs::config::COMPONENT, &target.metadata).span();
-        let started = SqsTarget::start(target, ready, shutdown.clone())
+        let started = SqsTarget::start(target, ready, stop.clone())
             .instrument(span)
             .await;
         targets.push(Target::Sqs(
@@ -99,7 +103,7 @@ pub async fn run(
         let ready = health.register(&target.metadata.name);
         let name = target.metadata.name.clone();
         let span = Component::of(crate::targets::s3::config::COMPONENT, &target.metadata).span();
-        let started = S3Target::start(target, ready, shutdown.clone())
+        let started = S3Target::start(target, ready, stop.clone())
             .instrument(span)
             .await;
         targets.push(Target::S3(
@@ -161,10 +165,10 @@ pub async fn run(
             // A component that ends on its own failed to start: stop the rest. The error is
             // printed once, by the caller.
             first_error = failure(result);
-            shutdown.cancel();
         }
     }
     health.set_draining();
+    stop.cancel();
     // Everything — sources and open HTTP requests — within one grace period.
     let deadline = tokio::time::Instant::now() + options.shutdown_grace;
     while let Some(result) = components.join_next().await {

@@ -1,22 +1,45 @@
 //! The `run` command: starts every configured component, the HTTP server (health, readiness),
 //! the metrics server, and drains everything on SIGTERM within the grace period.
+//!
+//! Each component runs inside its own span ([`Component::span`]), so every log line of its
+//! tasks carries its kind and name.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use crate::config::Config;
 use crate::http::health::Health;
-use crate::http::server::{self, Handler, json_error};
-use crate::targets::Target;
+use crate::http::server::{self, Handler, ListenError, json_error, respond};
+use crate::manifest::Config;
+use crate::sources::SourceError;
 use crate::targets::ingress::{Ingress, Limits};
 use crate::targets::s3::S3Target;
 use crate::targets::sqs::SqsTarget;
+use crate::targets::{StartError, Target};
+use crate::telemetry::{Component, MetricsError};
+
+/// Why `run` ended with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// A source stopped on its own: its configuration cannot work here.
+    #[error("source {name:?}: {source}")]
+    Source { name: String, source: SourceError },
+    /// A target could not start: its configuration cannot work here.
+    #[error("target {name:?}: {source}")]
+    Target { name: String, source: StartError },
+    /// A component's task panicked: a bug.
+    #[error("a component task ended abnormally: {0}")]
+    Panicked(String),
+}
 
 /// Listener addresses and shutdown timing.
 #[derive(Clone)]
@@ -35,42 +58,56 @@ pub async fn run(
     config: Config,
     options: RunOptions,
     shutdown: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let metrics = crate::telemetry::install_metrics()?;
     let health = Health::default();
 
-    let http_listener = bind(options.http_addr).await?;
-    let metrics_listener = bind(options.metrics_addr).await?;
-    tracing::info!(
-        http = %http_listener.local_addr().map_err(|e| e.to_string())?,
-        metrics = %metrics_listener.local_addr().map_err(|e| e.to_string())?,
-        "listening"
-    );
+    let (http_listener, http_addr) = server::bind(options.http_addr).await?;
+    let (metrics_listener, metrics_addr) = server::bind(options.metrics_addr).await?;
+    tracing::info!(http = %http_addr, metrics = %metrics_addr, "listening");
 
+    // The components stop on their own token, cancelled only once /readyz says "draining":
+    // a component turning unready first would show an orchestrator an unready process that
+    // does not say it is shutting down.
+    let stop = CancellationToken::new();
     let mut components = JoinSet::new();
     for source in config.s3_sources {
         let ready = health.register(&source.metadata.name);
         let name = source.metadata.name.clone();
-        let shutdown = shutdown.clone();
+        let span = Component::of(crate::sources::s3::config::COMPONENT, &source.metadata).span();
+        let stop = stop.clone();
         let grace = options.shutdown_grace;
-        components.spawn(async move {
-            crate::sources::s3::run(source, ready, shutdown, grace)
-                .await
-                .map_err(|err| format!("source {name:?}: {err}"))
-        });
+        components.spawn(
+            async move {
+                crate::sources::s3::run(source, ready, stop, grace)
+                    .await
+                    .map_err(|source| RunError::Source { name, source })
+            }
+            .instrument(span),
+        );
     }
 
     let mut targets = Vec::new();
     for target in config.sqs_targets {
         let ready = health.register(&target.metadata.name);
+        let name = target.metadata.name.clone();
+        let span = Component::of(crate::targets::sqs::config::COMPONENT, &target.metadata).span();
+        let started = SqsTarget::start(target, ready, stop.clone())
+            .instrument(span)
+            .await;
         targets.push(Target::Sqs(
-            SqsTarget::start(target, ready, shutdown.clone()).await?,
+            started.map_err(|source| RunError::Target { name, source })?,
         ));
     }
     for target in config.s3_targets {
         let ready = health.register(&target.metadata.name);
+        let name = target.metadata.name.clone();
+        let span = Component::of(crate::targets::s3::config::COMPONENT, &target.metadata).span();
+        let started = S3Target::start(target, ready, stop.clone())
+            .instrument(span)
+            .await;
         targets.push(Target::S3(
-            S3Target::start(target, ready, shutdown.clone()).await?,
+            started.map_err(|source| RunError::Target { name, source })?,
         ));
     }
     let ingress = Arc::new(Ingress::new(targets, options.limits));
@@ -95,7 +132,11 @@ pub async fn run(
     });
     let metrics_handler: Handler = Arc::new(move |request| {
         let answer = if request.uri().path() == "/metrics" {
-            crate::telemetry::render(&metrics)
+            respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                metrics.render(),
+            )
         } else {
             json_error(StatusCode::NOT_FOUND, "metrics are at /metrics")
         };
@@ -121,21 +162,23 @@ pub async fn run(
     tokio::select! {
         () = shutdown.cancelled() => {},
         Some(result) = components.join_next() => {
-            // A component that ends on its own failed to start: stop the rest.
-            if let Some(err) = failure(result) {
-                tracing::error!(error = %err, "component failed");
-                first_error = Some(err);
-            }
-            shutdown.cancel();
+            // A component that ends on its own failed to start: stop the rest. The error is
+            // printed once, by the caller.
+            first_error = failure(result);
         }
     }
     health.set_draining();
+    stop.cancel();
     // Everything — sources and open HTTP requests — within one grace period.
     let deadline = tokio::time::Instant::now() + options.shutdown_grace;
     while let Some(result) = components.join_next().await {
         if let Some(err) = failure(result) {
-            tracing::error!(error = %err, "component failed");
-            first_error.get_or_insert(err);
+            if first_error.is_some() {
+                // Only the first failure is returned; the others are not lost.
+                tracing::error!(error = %err, "another component failed");
+            } else {
+                first_error = Some(err);
+            }
         }
     }
     servers_stop.cancel();
@@ -153,16 +196,10 @@ pub async fn run(
 }
 
 /// A component's error, or its panic (a bug, but still a failure: exit non-zero).
-fn failure(result: Result<Result<(), String>, tokio::task::JoinError>) -> Option<String> {
+fn failure(result: Result<Result<(), RunError>, tokio::task::JoinError>) -> Option<RunError> {
     match result {
         Ok(Ok(())) => None,
         Ok(Err(err)) => Some(err),
-        Err(err) => Some(format!("a component task ended abnormally: {err}")),
+        Err(err) => Some(RunError::Panicked(err.to_string())),
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {addr}: {err}"))
 }

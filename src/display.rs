@@ -10,20 +10,17 @@ use bytes::Bytes;
 use cloudevents::{Data, Event};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cloudevents::inbound;
-use crate::http::server::{self, Handler, json_error, respond};
+use crate::http::server::{self, Handler, ListenError, json_error, respond};
 
 /// Largest request accepted.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
-pub async fn run(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+/// Serves until `shutdown` fires; fails only when `addr` cannot be listened on.
+pub async fn run(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), ListenError> {
+    let (listener, local) = server::bind(addr).await?;
     tracing::info!(%local, "display sink listening");
     let handler: Handler = Arc::new(|request| {
         Box::pin(async move {

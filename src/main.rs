@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use aws_event_adapter::app::{self, RunOptions};
+use aws_event_adapter::app::{self, RunError, RunOptions};
 use aws_event_adapter::config::{self, LoadOptions};
 use aws_event_adapter::http::bearer::BearerAuth;
+use aws_event_adapter::http::server::ListenError;
+use aws_event_adapter::manifest;
+use aws_event_adapter::provisioning::ProvisionError;
 use aws_event_adapter::targets::ingress::Limits;
 
 /// mimalloc instead of glibc's malloc: per-event work allocates from every worker thread, and
@@ -19,8 +22,15 @@ use aws_event_adapter::targets::ingress::Limits;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use aws_event_adapter::telemetry::{LogFormat, init_logging};
 
-/// Exit code for a configuration that cannot be used (sysexits' EX_CONFIG).
+/// Exit codes, chosen from the kind of the error (sysexits where one fits):
+/// a configuration that cannot be used (manifests, flags, credentials setup) — EX_CONFIG;
 const EXIT_CONFIG: u8 = 78;
+/// a listener address that is taken or forbidden, a runtime that cannot start — EX_OSERR;
+const EXIT_OS: u8 = 71;
+/// a bug (a component panicked, a second metrics recorder) — EX_SOFTWARE;
+const EXIT_BUG: u8 = 70;
+/// AWS refusing `provision`/`deprovision` (permissions, a queue we do not own) — 1.
+const EXIT_REFUSED: u8 = 1;
 
 #[derive(Parser)]
 #[command(
@@ -128,16 +138,16 @@ fn main() -> ExitCode {
             tls_cert_file,
             tls_key_file,
         } => {
-            let env = config::env::ProcessEnv;
+            let env = manifest::env::ProcessEnv;
             let from_env = config.is_empty();
             let config = if from_env {
-                if !config::env::present(&env) {
+                if !manifest::env::present(&env) {
                     eprintln!(
                         "error: run needs --config FILE, or TriggerMesh's environment variables (K_COMPONENT, ARN, ...)"
                     );
                     return ExitCode::from(EXIT_CONFIG);
                 }
-                match config::env::load(&env) {
+                match manifest::env::load(&env) {
                     Ok(config) => config,
                     Err(problems) => return report(&problems),
                 }
@@ -151,7 +161,7 @@ fn main() -> ExitCode {
                 }
             };
             let metrics_addr = metrics_addr.unwrap_or_else(|| {
-                let port = config::env::metrics_port(&env)
+                let port = manifest::env::metrics_port(&env)
                     .filter(|_| from_env)
                     .unwrap_or(9092);
                 SocketAddr::from(([0, 0, 0, 0], port))
@@ -184,31 +194,72 @@ fn main() -> ExitCode {
                     bearer,
                 },
             };
-            block_on(async move {
+            let result = block_on(async move {
                 let shutdown = aws_event_adapter::shutdown::on_signal();
                 app::run(config, options, shutdown).await
+            });
+            exit(result, |err| match err {
+                RunError::Source { .. } | RunError::Target { .. } => EXIT_CONFIG,
+                RunError::Listen(_) => EXIT_OS,
+                RunError::Metrics(_) | RunError::Panicked(_) => EXIT_BUG,
             })
         }
         Command::Provision { files } => match load(&files) {
-            Ok(config) => block_on(aws_event_adapter::provisioning::provision_all(config)),
+            Ok(config) => provisioned(block_on(aws_event_adapter::provisioning::provision_all(
+                config,
+            ))),
             Err(code) => code,
         },
         Command::Deprovision { files } => match load(&files) {
-            Ok(config) => block_on(aws_event_adapter::provisioning::deprovision_all(config)),
+            Ok(config) => provisioned(block_on(aws_event_adapter::provisioning::deprovision_all(
+                config,
+            ))),
             Err(code) => code,
         },
-        Command::Display { addr } => block_on(async move {
-            let shutdown = aws_event_adapter::shutdown::on_signal();
-            aws_event_adapter::display::run(addr, shutdown).await
-        }),
+        Command::Display { addr } => {
+            let result = block_on(async move {
+                let shutdown = aws_event_adapter::shutdown::on_signal();
+                aws_event_adapter::display::run(addr, shutdown).await
+            });
+            exit(result, |_: &ListenError| EXIT_OS)
+        }
     }
 }
 
-fn load(files: &ConfigFiles) -> Result<config::Config, ExitCode> {
+fn load(files: &ConfigFiles) -> Result<manifest::Config, ExitCode> {
     let options = LoadOptions {
         secrets_dir: files.secrets_dir.clone(),
     };
-    config::load(&files.config, &options).map_err(|problems| report(&problems))
+    manifest::load(&files.config, &options).map_err(|problems| report(&problems))
+}
+
+/// `provision`'s outcome: one `error:` line per source that failed.
+fn provisioned(result: Result<Result<(), ProvisionError>, ExitCode>) -> ExitCode {
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(err)) => {
+            for (name, why) in &err.failures {
+                eprintln!("error: {name}: {why}");
+            }
+            ExitCode::from(EXIT_REFUSED)
+        }
+        Err(code) => code,
+    }
+}
+
+/// Prints the final error once and exits with the code its kind calls for.
+fn exit<E: std::fmt::Display>(
+    result: Result<Result<(), E>, ExitCode>,
+    code_of: impl FnOnce(&E) -> u8,
+) -> ExitCode {
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(err)) => {
+            eprintln!("error: {err}");
+            ExitCode::from(code_of(&err))
+        }
+        Err(code) => code,
+    }
 }
 
 /// Prints every problem and gives the exit code for a configuration that cannot be used.
@@ -230,7 +281,8 @@ fn validate(files: &ConfigFiles) -> ExitCode {
     }
 }
 
-fn block_on(work: impl Future<Output = Result<(), String>>) -> ExitCode {
+/// Runs `work` on a multi-threaded runtime; `Err` only when the runtime cannot start.
+fn block_on<T>(work: impl Future<Output = T>) -> Result<T, ExitCode> {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -238,18 +290,11 @@ fn block_on(work: impl Future<Output = Result<(), String>>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::from(EXIT_OS));
         }
     };
     let result = runtime.block_on(work);
     // Do not wait for stray blocking work (e.g. a DNS lookup) beyond a moment.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %err, "exiting");
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(result)
 }

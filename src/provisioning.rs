@@ -1,25 +1,40 @@
 //! The `provision` and `deprovision` commands: for every `AWSS3Source` of the configuration,
 //! create (or remove) its queue and bucket notification, printing each change.
 
+use tracing::Instrument;
+
 use crate::aws::credentials;
-use crate::config::Config;
+use crate::manifest::Config;
 use crate::sources::s3::config::{COMPONENT, S3SourceConfig};
 use crate::sources::s3::provision;
+use crate::telemetry::Component;
+
+/// The sources whose resources could not be created or removed, each with its reason; the
+/// others were handled.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", failures.iter().map(|(name, why)| format!("{name}: {why}")).collect::<Vec<_>>().join("\n"))]
+pub struct ProvisionError {
+    pub failures: Vec<(String, String)>,
+}
 
 async fn credentials_for(source: &S3SourceConfig) -> Result<credentials::Refreshing, String> {
-    let component = source.metadata.component(COMPONENT);
+    let component = Component::of(COMPONENT, &source.metadata);
     let credentials =
-        credentials::for_component(&component, &source.auth, &crate::aws::default_region()).await?;
-    credentials.refresh_now().await.map_err(|err| {
-        format!(
-            "source {:?}: no AWS credentials: {err}",
-            source.metadata.name
-        )
-    })?;
+        credentials::for_component(&component, &source.auth, &crate::aws::default_region())
+            .await
+            .map_err(|err| err.to_string())?;
+    credentials
+        .refresh_now()
+        .await
+        .map_err(|err| format!("no AWS credentials: {err}"))?;
     Ok(credentials)
 }
 
-pub async fn provision_all(config: Config) -> Result<(), String> {
+fn span(source: &S3SourceConfig) -> tracing::Span {
+    Component::of(COMPONENT, &source.metadata).span()
+}
+
+pub async fn provision_all(config: Config) -> Result<(), ProvisionError> {
     let mut failures = Vec::new();
     for source in &config.s3_sources {
         let name = &source.metadata.name;
@@ -27,12 +42,14 @@ pub async fn provision_all(config: Config) -> Result<(), String> {
             println!("{name}: uses the existing queue {queue}; nothing to provision");
             continue;
         }
-        let result = match credentials_for(source).await {
-            Ok(credentials) => provision::provision(source, &credentials)
+        let result = async {
+            let credentials = credentials_for(source).await?;
+            provision::provision(source, &credentials)
                 .await
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err),
-        };
+                .map_err(|e| e.to_string())
+        }
+        .instrument(span(source))
+        .await;
         match result {
             Ok(done) if done.changes.is_empty() => {
                 println!(
@@ -45,38 +62,40 @@ pub async fn provision_all(config: Config) -> Result<(), String> {
                     println!("{name}: {change}");
                 }
             }
-            Err(err) => failures.push(format!("{name}: {err}")),
+            Err(err) => failures.push((name.clone(), err)),
         }
     }
     finish(failures)
 }
 
-pub async fn deprovision_all(config: Config) -> Result<(), String> {
+pub async fn deprovision_all(config: Config) -> Result<(), ProvisionError> {
     let mut failures = Vec::new();
     for source in &config.s3_sources {
         let name = &source.metadata.name;
-        let result = match credentials_for(source).await {
-            Ok(credentials) => provision::deprovision(source, &credentials)
+        let result = async {
+            let credentials = credentials_for(source).await?;
+            provision::deprovision(source, &credentials)
                 .await
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err),
-        };
+                .map_err(|e| e.to_string())
+        }
+        .instrument(span(source))
+        .await;
         match result {
             Ok(done) => {
                 for line in done {
                     println!("{name}: {line}");
                 }
             }
-            Err(err) => failures.push(format!("{name}: {err}")),
+            Err(err) => failures.push((name.clone(), err)),
         }
     }
     finish(failures)
 }
 
-fn finish(failures: Vec<String>) -> Result<(), String> {
+fn finish(failures: Vec<(String, String)>) -> Result<(), ProvisionError> {
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(failures.join("\n"))
+        Err(ProvisionError { failures })
     }
 }

@@ -27,6 +27,17 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn of(output: std::process::Output) -> Outcome {
+        Outcome {
+            code: output
+                .status
+                .code()
+                .expect("exited, not killed by a signal"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// The `error: ...` lines of stderr.
     fn errors(&self) -> Vec<&str> {
         self.stderr
@@ -85,14 +96,7 @@ fn run_in(dir: &Path, args: &[&str]) -> Outcome {
         .env_remove("RUST_LOG")
         .output()
         .expect("run aws-event-adapter");
-    Outcome {
-        code: output
-            .status
-            .code()
-            .expect("exited, not killed by a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Outcome::of(output)
 }
 
 /// `validate --config config.yaml --secrets-dir secrets` on a file of these contents.
@@ -737,4 +741,79 @@ fn display_rejects_what_is_not_a_cloudevent() {
     let (status, stdout, stderr) = sink.stop();
     assert!(status.success(), "{status}\n{stderr}");
     assert_eq!(stdout, "", "rejected requests print nothing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// run: failures that end the process, printed once, with the exit code of their kind
+
+const SOURCE_WITH_ROLE: &str = r#"apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSS3Source
+metadata: { name: irsa }
+spec:
+  arn: arn:aws:s3:::media-uploads
+  destination: { sqs: { queueARN: "arn:aws:sqs:us-east-1:123456789012:uploads" } }
+  auth: { iam: { roleArn: "arn:aws:iam::123456789012:role/adapter" } }
+  sink: { uri: "http://127.0.0.1:9/" }
+"#;
+
+/// `run --config config.yaml` on free loopback ports (or the given `--http-addr`), without the
+/// web identity variables of an EKS pod.
+fn run_until_exit(manifest: &str, http_addr: &str) -> Outcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "config.yaml", manifest);
+    let output = Command::new(BIN)
+        .args(["run", "--config", "config.yaml", "--http-addr", http_addr])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_ROLE_ARN")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run aws-event-adapter");
+    Outcome::of(output)
+}
+
+#[test]
+fn a_component_that_cannot_start_here_is_a_configuration_error_printed_once() {
+    let out = run_until_exit(SOURCE_WITH_ROLE, "127.0.0.1:0");
+    assert_eq!(out.code, EXIT_CONFIG, "stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.errors(),
+        [
+            "error: source \"irsa\": credentials: spec.auth.iam needs AWS_WEB_IDENTITY_TOKEN_FILE (set by the EKS pod identity webhook) to name the token file"
+        ],
+        "stderr:\n{}",
+        out.stderr
+    );
+    // Not repeated as a log line either.
+    assert_eq!(
+        out.stderr.matches("AWS_WEB_IDENTITY_TOKEN_FILE").count(),
+        1,
+        "stderr:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_address_in_use_exits_with_the_os_error_code() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().unwrap().to_string();
+    let source = SOURCE_WITH_ROLE.replace(
+        r#"auth: { iam: { roleArn: "arn:aws:iam::123456789012:role/adapter" } }"#,
+        "auth: { credentials: { accessKeyID: { value: AKIA }, secretAccessKey: { value: s } } }",
+    );
+    let out = run_until_exit(&source, &addr);
+    assert_eq!(out.code, 71, "EX_OSERR; stderr:\n{}", out.stderr);
+    let errors = out.errors();
+    assert_eq!(errors.len(), 1, "stderr:\n{}", out.stderr);
+    assert!(
+        errors[0].starts_with(&format!("error: cannot listen on {addr}: ")),
+        "{}",
+        errors[0]
+    );
+    // display reports the same way.
+    let display = run_in(Path::new("."), &["display", "--addr", &addr]);
+    assert_eq!(display.code, 71, "stderr:\n{}", display.stderr);
+    assert_eq!(display.errors().len(), 1, "stderr:\n{}", display.stderr);
 }

@@ -415,7 +415,7 @@ async fn a_wrong_secret_key_is_reported_retried_and_never_printed() {
         .find(|l| l.contains("AWS refused the source's credentials"))
         .unwrap_or_else(|| panic!("no clear error; log:\n{log}"));
     assert!(
-        refusal.contains("\"source\":\"creds\""),
+        refusal.contains("\"component\":\"awss3source\"") && refusal.contains("\"name\":\"creds\""),
         "names the component: {refusal}"
     );
     assert!(refusal.contains("static keys"), "names the mode: {refusal}");

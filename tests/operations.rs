@@ -283,3 +283,75 @@ async fn slow_clients_that_never_finish_their_headers_do_not_stop_others() {
     );
     drop(slow);
 }
+
+/// Every JSON log line of a component names it with the same two fields, whatever the kind and
+/// whichever of its tasks wrote the line: `component` (the kind) and `name`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_name_every_component_with_the_same_fields() {
+    let aws = Aws::new().await;
+    let (source_queue_url, source_queue_arn) = aws.create_queue(&unique("logs-src")).await;
+    let (_, target_queue_arn) = aws.create_queue(&unique("logs-dst")).await;
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let mut manifest = source_manifest(
+        "logs-src",
+        "media-uploads",
+        &source_queue_arn,
+        &sink.uri(),
+        "receive: { waitTimeSeconds: 1 }",
+    );
+    manifest.push_str(&format!(
+        "---\napiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\n\
+         metadata: {{ name: logs-dst }}\nspec: {{ arn: \"{target_queue_arn}\" }}\n"
+    ));
+    let adapter = Adapter::start(&manifest, &[]).await;
+    adapter.wait_ready(WAIT).await;
+    // A line from a task the source spawns per message (the poller's child), not only from
+    // the component's own task.
+    aws.send(
+        &source_queue_url,
+        &sample("malformed-record-missing-bucket.json"),
+    )
+    .await;
+    let malformed = "aws_event_adapter_source_malformed_total";
+    adapter
+        .wait_metric(malformed, r#"name="logs-src""#, 1.0, WAIT)
+        .await;
+
+    let log = adapter.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let line_of = |message: &str| {
+        lines
+            .iter()
+            .find(|line| line["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in the log:\n{log}"))
+    };
+    for (message, kind, name) in [
+        ("receiving from the queue", "awss3source", "logs-src"),
+        ("malformed S3 notification", "awss3source", "logs-src"),
+        ("AWS credentials loaded", "awss3source", "logs-src"),
+        ("target ready", "awssqstarget", "logs-dst"),
+        ("AWS credentials loaded", "awssqstarget", "logs-dst"),
+    ] {
+        let line = lines
+            .iter()
+            .find(|line| line["message"] == message && line["component"] == kind)
+            .unwrap_or_else(|| panic!("no {message:?} line of {kind} in the log:\n{log}"));
+        assert_eq!(line["name"], name, "{line}");
+    }
+    assert!(line_of("listening").get("component").is_none());
+    for line in &lines {
+        let object = line.as_object().unwrap();
+        for banned in ["target_name", "source", "span", "spans"] {
+            assert!(!object.contains_key(banned), "{banned:?} in {line}");
+        }
+        if object.contains_key("component") {
+            assert!(
+                object["name"].is_string(),
+                "a component without its name: {line}"
+            );
+        }
+    }
+}

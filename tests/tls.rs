@@ -89,7 +89,7 @@ fn make_certificates(dir: &Path) {
 /// An HTTPS client that trusts only `ca.pem`.
 fn https_client(ca_pem: &str) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in aws_event_adapter::http::tls::parse_ca_pem(ca_pem).unwrap() {
+    for cert in aws_event_adapter::config::pem::parse_ca_pem(ca_pem).unwrap() {
         roots.add(cert).unwrap();
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use aws_event_adapter::config::{self, Config, LoadOptions};
+use aws_event_adapter::config::LoadOptions;
+use aws_event_adapter::manifest::{self, Config};
 use libfuzzer_sys::fuzz_target;
 
 fn secrets_dir() -> &'static PathBuf {
@@ -32,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut config = Config::default();
     let mut problems = Vec::new();
-    config::load_text(&text, "fuzz.yaml", &options, &mut config, &mut problems);
+    manifest::load_text(&text, "fuzz.yaml", &options, &mut config, &mut problems);
     for problem in &problems {
         let _ = problem.to_string();
     }

@@ -30,17 +30,6 @@ const IGNORED_METADATA: [&str; 9] = [
     "ownerReferences",
 ];
 
-impl Metadata {
-    /// The component of this kind and identity, as metrics and logs name it.
-    pub fn component(&self, kind: &'static str) -> crate::telemetry::Component {
-        crate::telemetry::Component {
-            kind,
-            name: self.name.clone(),
-            namespace: self.namespace.clone(),
-        }
-    }
-}
-
 pub fn metadata(doc: &mut Obj<'_>, problems: &mut Problems) -> Option<Metadata> {
     let mut meta = doc.require_obj("metadata", problems)?;
     let name = meta.require_string("name", problems);
@@ -140,7 +129,7 @@ pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option
     }
     let ca_certs = dest.string("CACerts", problems);
     if let Some(pem) = &ca_certs
-        && let Err(message) = crate::http::tls::parse_ca_pem(pem)
+        && let Err(message) = super::pem::parse_ca_pem(pem)
     {
         problems.add(&dest.path_of("CACerts"), message);
     }
@@ -227,11 +216,30 @@ pub fn delivery(spec: &mut Obj<'_>, problems: &mut Problems) -> Delivery {
             ),
         }
     }
-    if let Some(delay) = delivery.duration("backoffDelay", problems) {
+    let delay = delivery.duration("backoffDelay", problems);
+    if let Some(delay) = delay {
         out.backoff_delay = delay;
     }
-    if let Some(delay) = delivery.duration("backoffMaxDelay", problems) {
+    let max_delay = delivery.duration("backoffMaxDelay", problems);
+    if let Some(delay) = max_delay {
         out.backoff_max_delay = delay;
+    }
+    if out.backoff_delay > out.backoff_max_delay {
+        let (base, ceiling) = (out.backoff_delay, out.backoff_max_delay);
+        let message = match (delay, max_delay) {
+            (_, None) => format!(
+                "defaults to {ceiling:?}, less than backoffDelay ({base:?}): set it to at least that"
+            ),
+            (None, Some(_)) => {
+                format!("must be at least backoffDelay ({base:?} by default), found {ceiling:?}")
+            }
+            (Some(_), Some(_)) => {
+                format!("must be at least backoffDelay ({base:?}), found {ceiling:?}")
+            }
+        };
+        problems.add(&delivery.path_of("backoffMaxDelay"), message);
+        // Reported, so the manifest is refused; the value stays a valid backoff anyway.
+        out.backoff_max_delay = out.backoff_delay;
     }
     if let Some(timeout) = delivery.duration("timeout", problems) {
         if timeout.is_zero() {
@@ -248,4 +256,60 @@ pub fn delivery(spec: &mut Obj<'_>, problems: &mut Problems) -> Delivery {
     }
     delivery.finish(problems);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode_delivery(value: serde_json::Value) -> (Delivery, Vec<String>) {
+        let mut problems = Problems::default();
+        let spec = json!({ "delivery": value });
+        let mut spec = Obj::new(&spec, "spec", &mut problems).unwrap();
+        let delivery = delivery(&mut spec, &mut problems);
+        let rendered = problems
+            .into_located("d")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        (delivery, rendered)
+    }
+
+    #[test]
+    fn delivery_backoff_delay_within_its_ceiling() {
+        let (delivery, problems) = decode_delivery(json!({
+            "backoffPolicy": "linear", "backoffDelay": "PT2S", "backoffMaxDelay": "PT2S"}));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(delivery.backoff_policy, BackoffPolicy::Linear);
+        assert_eq!(delivery.backoff_delay, Duration::from_secs(2));
+        assert_eq!(delivery.backoff_max_delay, Duration::from_secs(2));
+
+        let (_, problems) =
+            decode_delivery(json!({"backoffDelay": "PT5S", "backoffMaxDelay": "PT1S"}));
+        assert_eq!(
+            problems,
+            vec!["d: spec.delivery.backoffMaxDelay: must be at least backoffDelay (5s), found 1s"]
+        );
+
+        // Above the default ceiling (30 s) without one given.
+        let (delivery, problems) = decode_delivery(json!({"backoffDelay": "1m"}));
+        assert_eq!(
+            problems,
+            vec![
+                "d: spec.delivery.backoffMaxDelay: defaults to 30s, less than backoffDelay (60s): set it to at least that"
+            ]
+        );
+        assert!(delivery.backoff_delay <= delivery.backoff_max_delay);
+
+        // Below the default base (0.5 s) without one given.
+        let (delivery, problems) = decode_delivery(json!({"backoffMaxDelay": "PT0.1S"}));
+        assert_eq!(
+            problems,
+            vec![
+                "d: spec.delivery.backoffMaxDelay: must be at least backoffDelay (500ms by default), found 100ms"
+            ]
+        );
+        assert!(delivery.backoff_delay <= delivery.backoff_max_delay);
+    }
 }

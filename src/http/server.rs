@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,22 @@ pub type Body = Full<Bytes>;
 pub type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 /// What a server does with a request.
 pub type Handler = Arc<dyn Fn(Request<Incoming>) -> BoxFuture + Send + Sync>;
+
+/// A listener address is taken or not ours to use.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// Binds a listener; also returns its address (the port, when `addr` asked for port 0).
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ListenError> {
+    let listen_error = |source| ListenError { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local))
+}
 
 /// A response with a body and content type.
 pub fn respond(

@@ -13,8 +13,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rand::Rng;
 
+use crate::backoff::{Backoff, Curve};
 use crate::cloudevents::EncodedEvent;
 use crate::config::common::{BackoffPolicy, Delivery};
 
@@ -57,23 +57,34 @@ impl SendError {
     }
 }
 
+/// The sink client cannot be built: its TLS configuration (the destinations' `CACerts`) or its
+/// `spec.delivery` backoff is unusable (both are checked when the manifest is decoded, so this
+/// is a last line of defence).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot set up the sink client: {0}")]
+pub struct SinkSetupError(String);
+
 /// A pooled HTTP client for one component's sinks.
 #[derive(Clone)]
 pub struct SinkClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     delivery: Delivery,
+    backoff: Backoff,
 }
 
 impl SinkClient {
     /// A client for `http://` and `https://` sinks; HTTPS is verified against the system's
     /// roots and the destinations' `CACerts`.
-    pub fn new(delivery: Delivery) -> Result<Self, String> {
+    pub fn new(delivery: Delivery) -> Result<Self, SinkSetupError> {
+        let backoff =
+            backoff(&delivery).map_err(|err| SinkSetupError(format!("spec.delivery: {err}")))?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.enforce_http(false);
         connector.set_connect_timeout(Some(delivery.timeout.min(Duration::from_secs(10))));
         let extra = (!delivery.ca_certs.is_empty()).then(|| delivery.ca_certs.join("\n"));
-        let tls = crate::http::tls::client_config(extra.as_deref())?;
+        let tls = crate::http::tls::client_config(extra.as_deref())
+            .map_err(|err| SinkSetupError(format!("TLS: {err}")))?;
         let connector = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -83,7 +94,11 @@ impl SinkClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(connector);
-        Ok(SinkClient { client, delivery })
+        Ok(SinkClient {
+            client,
+            delivery,
+            backoff,
+        })
     }
 
     /// One attempt: POST and read the answer, within the delivery timeout.
@@ -142,16 +157,7 @@ impl SinkClient {
                 Err(err) if err.is_retryable() && attempt < self.delivery.retry => {
                     attempt += 1;
                     on_retry(attempt, &err);
-                    let wait = match &err {
-                        SendError::Status {
-                            retry_after: Some(after),
-                            ..
-                        } => (*after)
-                            .max(backoff(&self.delivery, attempt))
-                            .min(self.delivery.backoff_max_delay),
-                        _ => backoff(&self.delivery, attempt),
-                    };
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep(wait(&self.backoff, attempt, &err)).await;
                 }
                 Err(err) => return Err(err),
             }
@@ -159,19 +165,29 @@ impl SinkClient {
     }
 }
 
-/// The wait before retry number `attempt` (1-based): Knative's formulas (exponential:
-/// delay × 2^(attempt-1); linear: delay × attempt), capped, with "equal jitter" — half fixed,
-/// half random — so that replicas retrying the same sink spread out. Written here because
-/// Knative's linear policy is not offered by the backoff crates.
-pub fn backoff(delivery: &Delivery, attempt: u32) -> Duration {
-    let base = delivery.backoff_delay.as_secs_f64();
-    let nominal = match delivery.backoff_policy {
-        BackoffPolicy::Exponential => base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32),
-        BackoffPolicy::Linear => base * f64::from(attempt),
+/// Knative's backoff of `spec.delivery` (exponential: delay × 2^(attempt-1); linear:
+/// delay × attempt), capped at `backoffMaxDelay`, with equal jitter — half fixed, half random —
+/// so that replicas retrying the same sink spread out.
+fn backoff(delivery: &Delivery) -> Result<Backoff, crate::backoff::InvalidBackoff> {
+    let curve = match delivery.backoff_policy {
+        BackoffPolicy::Exponential => Curve::Exponential,
+        BackoffPolicy::Linear => Curve::Linear,
     };
-    let capped = nominal.min(delivery.backoff_max_delay.as_secs_f64());
-    let jittered = capped / 2.0 + rand::rng().random_range(0.0..=capped / 2.0);
-    Duration::from_secs_f64(jittered)
+    Backoff::new(curve, delivery.backoff_delay, delivery.backoff_max_delay)
+        .map(Backoff::with_jitter)
+}
+
+/// The wait before retry number `attempt` (1-based) after `err`: the backoff's, or the sink's
+/// `Retry-After` when that is longer, never above the ceiling.
+fn wait(backoff: &Backoff, attempt: u32, err: &SendError) -> Duration {
+    let wait = backoff.delay(attempt);
+    match err {
+        SendError::Status {
+            retry_after: Some(after),
+            ..
+        } => (*after).max(wait).min(backoff.ceiling()),
+        _ => wait,
+    }
 }
 
 /// An error and its causes on one line ("client error (Connect): tcp connect error: refused").
@@ -191,26 +207,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_and_stays_within_bounds() {
+    fn backoff_follows_the_delivery_policy() {
         let delivery = Delivery {
             backoff_delay: Duration::from_millis(100),
             backoff_max_delay: Duration::from_secs(1),
             ..Delivery::default()
         };
-        for attempt in 1..=10 {
-            let nominal = (0.1 * 2f64.powi(attempt as i32 - 1)).min(1.0);
-            let wait = backoff(&delivery, attempt).as_secs_f64();
-            assert!(
-                wait >= nominal / 2.0 - 1e-9 && wait <= nominal + 1e-9,
-                "{attempt}: {wait}"
-            );
-        }
+        let exponential = backoff(&delivery).unwrap();
+        assert_eq!(
+            exponential,
+            Backoff::new(
+                Curve::Exponential,
+                delivery.backoff_delay,
+                delivery.backoff_max_delay
+            )
+            .unwrap()
+            .with_jitter()
+        );
         let linear = Delivery {
             backoff_policy: BackoffPolicy::Linear,
+            ..delivery.clone()
+        };
+        assert_eq!(
+            backoff(&linear).unwrap().nominal(3),
+            Duration::from_millis(300)
+        );
+        let inverted = Delivery {
+            backoff_delay: Duration::from_secs(2),
             ..delivery
         };
-        let wait = backoff(&linear, 3).as_secs_f64();
-        assert!((0.15..=0.3 + 1e-9).contains(&wait), "{wait}");
+        assert!(backoff(&inverted).is_err());
+        assert!(SinkClient::new(inverted).is_err());
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_within_the_ceiling() {
+        let backoff = Backoff::new(
+            Curve::Exponential,
+            Duration::from_millis(100),
+            Duration::from_secs(5),
+        )
+        .unwrap()
+        .with_jitter();
+        let status = |retry_after| SendError::Status {
+            status: 503,
+            retry_after,
+        };
+        let secs = Duration::from_secs;
+        for _ in 0..50 {
+            assert_eq!(wait(&backoff, 1, &status(Some(secs(2)))), secs(2));
+            assert_eq!(wait(&backoff, 1, &status(Some(secs(60)))), secs(5));
+            let plain = wait(&backoff, 1, &status(None));
+            assert!(plain >= Duration::from_millis(50) && plain <= Duration::from_millis(100));
+            // A Retry-After shorter than the backoff does not shorten it.
+            let later = wait(&backoff, 10, &status(Some(Duration::ZERO)));
+            assert!(later >= secs(2) + Duration::from_millis(500) && later <= secs(5));
+        }
     }
 
     #[test]

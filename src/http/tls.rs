@@ -17,6 +17,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::pem::parse_ca_pem;
+
 /// Reads a certificate chain and key from PEM files.
 fn load_pair(cert_file: &PathBuf, key_file: &PathBuf) -> Result<Arc<CertifiedKey>, String> {
     let certs = CertificateDer::pem_file_iter(cert_file)
@@ -135,15 +137,4 @@ pub fn client_config(extra_ca_pem: Option<&str>) -> Result<rustls::ClientConfig,
     .map_err(|err| err.to_string())?
     .with_root_certificates(roots)
     .with_no_client_auth())
-}
-
-/// PEM CA certificates, at least one.
-pub fn parse_ca_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| format!("not PEM certificates: {err}"))?;
-    if certs.is_empty() {
-        return Err("no PEM certificate found".into());
-    }
-    Ok(certs)
 }

@@ -16,9 +16,20 @@ use cloudevents::Event;
 use http::StatusCode;
 
 use crate::aws::HttpStatus;
+use crate::backoff::{Backoff, Curve, Retry};
 
-/// Why an event was not written, as the HTTP caller should see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a target could not start. AWS being unreachable is not one: the target starts unready
+/// and retries in the background.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("credentials: {0}")]
+    Credentials(#[from] crate::aws::credentials::SetupError),
+}
+
+/// Why an event was not written, as the HTTP caller should see it. Displayed as its message,
+/// with the HTTP status in front (`502 Bad Gateway: PutObject: NoSuchBucket ...`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
 pub struct TargetError {
     pub status: StatusCode,
     pub message: String,
@@ -140,10 +151,17 @@ pub(crate) fn record_aws_error(
     .increment(1);
 }
 
+/// Between readiness probes until one succeeds: 0.5 s, doubling up to 30 s.
+const READY_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(30),
+);
+
 /// Calls `probe` (the cheap call a target needs anyway: `GetQueueUrl`, `GetBucketLocation`)
-/// until it succeeds, with backoff, then raises readiness; `what` names the resource in logs.
+/// until it succeeds, with backoff, then raises readiness; `what` names the resource in logs
+/// (the target itself is named by the span it runs in).
 pub(crate) async fn become_ready<F, Fut>(
-    name: &str,
     what: &str,
     ready: crate::http::health::ReadyFlag,
     shutdown: tokio_util::sync::CancellationToken,
@@ -152,16 +170,15 @@ pub(crate) async fn become_ready<F, Fut>(
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), TargetError>>,
 {
-    let mut wait = std::time::Duration::from_millis(500);
+    let mut retry = Retry::new(READY_BACKOFF);
     loop {
         match probe().await {
             Ok(()) => {
-                tracing::info!(target_name = %name, resource = %what, "target ready");
+                tracing::info!(resource = %what, "target ready");
                 ready.set(true);
                 return;
             }
             Err(err) => tracing::warn!(
-                target_name = %name,
                 resource = %what,
                 code = err.code.as_deref().unwrap_or(""),
                 error = %err.message,
@@ -169,10 +186,9 @@ pub(crate) async fn become_ready<F, Fut>(
             ),
         }
         tokio::select! {
-            () = tokio::time::sleep(wait) => {},
+            () = tokio::time::sleep(retry.next_delay()) => {},
             () = shutdown.cancelled() => return,
         }
-        wait = (wait * 2).min(std::time::Duration::from_secs(30));
     }
 }
 
@@ -217,11 +233,13 @@ impl Target {
         }
     }
 
-    /// Writes the events of one request; one outcome per event, in order.
+    /// Writes the events of one request; one outcome per event, in order. Runs in the
+    /// target's span, so what it logs names the target.
     pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
+        use tracing::Instrument;
         match self {
-            Target::Sqs(t) => t.write(events).await,
-            Target::S3(t) => t.write(events).await,
+            Target::Sqs(t) => t.write(events).instrument(t.span().clone()).await,
+            Target::S3(t) => t.write(events).instrument(t.span().clone()).await,
         }
     }
 }

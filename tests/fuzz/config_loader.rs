@@ -5,6 +5,7 @@ use std::path::Path;
 
 use aws_event_adapter::aws::arn::{BucketArn, QueueArn};
 use aws_event_adapter::config::{self, LoadOptions};
+use aws_event_adapter::manifest;
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::TestCaseError;
@@ -490,9 +491,9 @@ fn check_load(text: &str, secrets_dir: &Path) -> Result<(), TestCaseError> {
     let options = LoadOptions {
         secrets_dir: secrets_dir.to_path_buf(),
     };
-    let mut config = config::Config::default();
+    let mut config = manifest::Config::default();
     let mut problems = Vec::new();
-    config::load_text(text, "fuzz.yaml", &options, &mut config, &mut problems);
+    manifest::load_text(text, "fuzz.yaml", &options, &mut config, &mut problems);
     for problem in &problems {
         prop_assert!(!problem.to_string().is_empty());
     }
@@ -506,9 +507,9 @@ fn base_manifests_are_valid() {
         let options = LoadOptions {
             secrets_dir: dir.path().to_path_buf(),
         };
-        let mut config = config::Config::default();
+        let mut config = manifest::Config::default();
         let mut problems = Vec::new();
-        config::load_text(manifest, "base.yaml", &options, &mut config, &mut problems);
+        manifest::load_text(manifest, "base.yaml", &options, &mut config, &mut problems);
         assert!(problems.is_empty(), "{manifest}: {problems:?}");
         assert_eq!(config.component_count(), 1, "{manifest}");
     }

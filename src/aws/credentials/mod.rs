@@ -31,12 +31,18 @@ const FILE_RECHECK: Duration = Duration::from_secs(2);
 /// How often the default chain is asked again when its credentials do not expire.
 const DEFAULT_CHAIN_RECHECK: Duration = Duration::from_secs(300);
 
+/// A component's `spec.auth` cannot be turned into a credentials provider in this environment
+/// (e.g. web identity without the pod identity webhook's variables): a configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(String);
+
 /// The refreshing credentials of one component. Start [`Refreshing::run`] to keep them fresh.
 pub async fn for_component(
     component: &Component,
     auth: &Auth,
     region: &str,
-) -> Result<Refreshing, String> {
+) -> Result<Refreshing, SetupError> {
     let mode = auth.mode.describe();
     let region = Region::new(region.to_string());
     let (source, recheck) = match &auth.mode {
@@ -83,9 +89,13 @@ pub async fn for_component(
             let role_arn = role_arn
                 .clone()
                 .or_else(|| std::env::var("AWS_ROLE_ARN").ok())
-                .ok_or("spec.auth.iam.roleArn is not set and neither is AWS_ROLE_ARN")?;
+                .ok_or_else(|| {
+                    SetupError(
+                        "spec.auth.iam.roleArn is not set and neither is AWS_ROLE_ARN".into(),
+                    )
+                })?;
             let token_file = std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE").map_err(|_| {
-                "spec.auth.iam needs AWS_WEB_IDENTITY_TOKEN_FILE (set by the EKS pod identity webhook) to name the token file".to_string()
+                SetupError("spec.auth.iam needs AWS_WEB_IDENTITY_TOKEN_FILE (set by the EKS pod identity webhook) to name the token file".into())
             })?;
             let provider = WebIdentityTokenCredentialsProvider::builder()
                 .static_configuration(StaticConfiguration {

@@ -18,7 +18,17 @@ use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{Backoff, Curve};
 use crate::telemetry::Component;
+
+/// Between failed background fetches: 2 s doubling up to 30 s, with equal jitter (1 to 2 s
+/// after the first failure).
+const FAILURE_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_secs(2),
+    Duration::from_secs(30),
+)
+.with_jitter();
 
 /// Keeps a source's credentials fresh in the background. Cheap to clone.
 #[derive(Clone)]
@@ -113,8 +123,6 @@ impl Refreshing {
                 let message = aws_sdk_sts::error::DisplayErrorContext(&err).to_string();
                 self.shared.failures.increment(1);
                 tracing::warn!(
-                    component = self.shared.component.kind,
-                    name = %self.shared.component.name,
                     mode = self.shared.mode,
                     error = %message,
                     "cannot get AWS credentials"
@@ -142,8 +150,6 @@ impl Refreshing {
         if changed || expiry.is_some() {
             self.shared.refreshes.increment(1);
             tracing::info!(
-                component = self.shared.component.kind,
-                name = %self.shared.component.name,
                 mode = self.shared.mode,
                 expires_in_secs = expiry.map(seconds_until),
                 "AWS credentials loaded"
@@ -161,10 +167,7 @@ impl Refreshing {
     fn next_refresh(&self, failures: u32) -> Option<Instant> {
         let now = Instant::now();
         if failures > 0 {
-            // Jittered exponential backoff, capped: 1, 2, 4 ... 30 s.
-            let base = Duration::from_secs(1 << failures.min(5)).min(Duration::from_secs(30));
-            let jitter = rand::rng().random_range(0.5..=1.0);
-            return Some(now + base.mul_f64(jitter));
+            return Some(now + FAILURE_BACKOFF.delay(failures));
         }
         let current = self.current()?;
         match current.expiry() {

@@ -32,12 +32,16 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::aws::arn::QueueArn;
 use crate::aws::credentials;
 use crate::aws::{error_label, error_message, with_fresh_credentials};
+use crate::backoff::{Backoff, Curve, Retry};
 use crate::http::health::ReadyFlag;
 use crate::http::sink::SinkClient;
+use crate::sources::SourceError;
+use crate::telemetry::Component;
 use config::S3SourceConfig;
 use heartbeat::InFlight;
 use process::Context;
@@ -53,9 +57,9 @@ pub async fn run(
     ready: ReadyFlag,
     shutdown: CancellationToken,
     grace: Duration,
-) -> Result<(), String> {
+) -> Result<(), SourceError> {
     let name = config.metadata.name.clone();
-    let component = config.metadata.component(config::COMPONENT);
+    let component = Component::of(config::COMPONENT, &config.metadata);
     // Credentials in the queue's region (or the default region until the queue is known).
     let region = config
         .queue
@@ -68,7 +72,7 @@ pub async fn run(
     let _ = credentials.refresh_now().await;
     let stop_credentials = CancellationToken::new();
     let _stop_credentials_on_return = stop_credentials.clone().drop_guard();
-    tokio::spawn(credentials.clone().run(stop_credentials));
+    tokio::spawn(credentials.clone().run(stop_credentials).in_current_span());
     let queue_arn = match config.queue.clone() {
         Some(arn) => arn,
         None => match provision_until_done(&config, &credentials, &shutdown).await {
@@ -97,15 +101,18 @@ pub async fn run(
 
     let in_flight = Arc::new(InFlight::new(telemetry.in_flight_gauge()));
     let (settle, settler) = Settler::new(queue.clone(), in_flight.clone());
-    let settler = tokio::spawn(settler.run());
+    let settler = tokio::spawn(settler.run().in_current_span());
     let stop_heartbeat = CancellationToken::new();
     let heartbeat = config.receive.visibility_heartbeat.then(|| {
-        tokio::spawn(heartbeat::run(
-            in_flight.clone(),
-            queue.clone(),
-            config.receive.visibility_timeout,
-            stop_heartbeat.clone(),
-        ))
+        tokio::spawn(
+            heartbeat::run(
+                in_flight.clone(),
+                queue.clone(),
+                config.receive.visibility_timeout,
+                stop_heartbeat.clone(),
+            )
+            .in_current_span(),
+        )
     });
     let ctx = Arc::new(Context {
         sink: SinkClient::new(config.delivery.clone())?,
@@ -121,14 +128,17 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(ctx.config.receive.max_in_flight_messages));
     let pollers: Vec<_> = (0..ctx.config.receive.pollers)
         .map(|_| {
-            tokio::spawn(poll(
-                ctx.clone(),
-                queue.clone(),
-                permits.clone(),
-                tracker.clone(),
-                ready.clone(),
-                shutdown.clone(),
-            ))
+            tokio::spawn(
+                poll(
+                    ctx.clone(),
+                    queue.clone(),
+                    permits.clone(),
+                    tracker.clone(),
+                    ready.clone(),
+                    shutdown.clone(),
+                )
+                .in_current_span(),
+            )
         })
         .collect();
 
@@ -141,14 +151,17 @@ pub async fn run(
         if let Err(err) = poller.await
             && err.is_panic()
         {
-            tracing::error!(source = %name, error = %err, "a poller panicked");
+            tracing::error!(error = %err, "a poller panicked");
         }
     }
     tracker.close();
     // In-flight messages get nine tenths of the grace; the rest is for the final calls.
     let messages_deadline = started + grace.mul_f64(0.9);
     if timeout_at(messages_deadline, tracker.wait()).await.is_err() {
-        tracing::warn!(source = %name, in_flight = ctx.in_flight.len(), "grace period spent; releasing unfinished messages");
+        tracing::warn!(
+            in_flight = ctx.in_flight.len(),
+            "grace period spent; releasing unfinished messages"
+        );
         ctx.hard_stop.cancel();
         let _ = timeout_at(deadline, tracker.wait()).await;
     }
@@ -158,11 +171,23 @@ pub async fn run(
     }
     drop(ctx); // the last sender: the settler flushes and returns
     if timeout_at(deadline, settler).await.is_err() {
-        tracing::warn!(source = %name, "pending deletes not confirmed within the grace period; those messages will be delivered again");
+        tracing::warn!(
+            "pending deletes not confirmed within the grace period; those messages will be delivered again"
+        );
     }
-    tracing::info!(source = %name, took_ms = started.elapsed().as_millis() as u64, "source drained");
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        "source drained"
+    );
     Ok(())
 }
+
+/// Between provisioning attempts at start: 1 s, doubling up to 60 s.
+const PROVISION_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_secs(1),
+    Duration::from_secs(60),
+);
 
 /// Creates the source's queue and notification (no `destination`), retrying with backoff until
 /// it works or `shutdown` fires (`None`).
@@ -171,7 +196,7 @@ async fn provision_until_done(
     credentials: &credentials::Refreshing,
     shutdown: &CancellationToken,
 ) -> Option<QueueArn> {
-    let mut wait = Duration::from_secs(1);
+    let mut retry = Retry::new(PROVISION_BACKOFF);
     loop {
         let attempt = provision::provision(config, credentials);
         let result = tokio::select! {
@@ -181,26 +206,31 @@ async fn provision_until_done(
         match result {
             Ok(provisioned) => {
                 for change in &provisioned.changes {
-                    tracing::info!(source = %config.metadata.name, change, "provisioned");
+                    tracing::info!(change, "provisioned");
                 }
                 return Some(provisioned.queue);
             }
             Err(err) => tracing::error!(
-                source = %config.metadata.name,
                 error = %err,
                 "cannot create the queue and bucket notification; retrying"
             ),
         }
         tokio::select! {
-            () = tokio::time::sleep(wait) => {},
+            () = tokio::time::sleep(retry.next_delay()) => {},
             () = shutdown.cancelled() => return None,
         }
-        wait = (wait * 2).min(Duration::from_secs(60));
     }
 }
 
 /// How long a poller waits for more free slots before receiving with fewer than a batch.
 const FILL_WAIT: Duration = Duration::from_millis(5);
+
+/// Between failed `ReceiveMessage` calls: 0.5 s, doubling up to 30 s.
+const RECEIVE_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_millis(500),
+    Duration::from_secs(30),
+);
 
 /// One long-poller: reserve capacity, receive, hand each message to its own task.
 async fn poll(
@@ -273,10 +303,8 @@ async fn poll(
                     ready.set(false);
                 }
                 drop(reserved);
-                let wait = Duration::from_millis(250 * 2u64.pow(failures.min(7)))
-                    .min(Duration::from_secs(30));
                 tokio::select! {
-                    () = tokio::time::sleep(wait) => continue,
+                    () = tokio::time::sleep(RECEIVE_BACKOFF.delay(failures)) => continue,
                     () = shutdown.cancelled() => return,
                 }
             }
@@ -298,7 +326,8 @@ async fn poll(
                 drop(permit);
                 continue;
             }
-            tracker.spawn(process::process(ctx.clone(), message, received, permit));
+            tracker
+                .spawn(process::process(ctx.clone(), message, received, permit).in_current_span());
         }
         drop(reserved);
         if empty && receive.wait_time_seconds == 0 {

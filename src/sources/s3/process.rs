@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::config::S3SourceConfig;
+use super::config::{Receive, S3SourceConfig};
 use super::heartbeat::InFlight;
 use super::notification::{
     Body, Malformed, Record, S3Event, TestEvent, event_type_matches, parse_body,
@@ -24,6 +24,7 @@ use super::queue::Receipt;
 use super::settle::{Settle, SettleSender};
 use super::telemetry::SourceTelemetry;
 use crate::aws::arn::QueueArn;
+use crate::backoff::{Backoff, Curve};
 use crate::cloudevents::OutEvent;
 use crate::http::sink::{SendError, SinkClient};
 
@@ -123,7 +124,7 @@ pub async fn process(
                 delay: if reason == Release::Shutdown {
                     Duration::ZERO
                 } else {
-                    redelivery_delay(&ctx.config, &message)
+                    redelivery_delay(&ctx.config.receive, &message)
                 },
                 receipt,
                 reason: reason.label(),
@@ -314,18 +315,14 @@ fn error_code(err: &SendError) -> String {
 
 /// The delay before a failed message is seen again: `redeliveryDelay × 2^(receives − 1)`,
 /// capped — never 0, so a failing sink is not hammered in a tight loop.
-fn redelivery_delay(config: &S3SourceConfig, message: &Message) -> Duration {
+fn redelivery_delay(receive: &Receive, message: &Message) -> Duration {
     let receives = system_attribute(message, MessageSystemAttributeName::ApproximateReceiveCount)
         .and_then(|count| count.parse::<u32>().ok())
-        .unwrap_or(1)
-        .clamp(1, 20);
-    let delay = config
-        .receive
-        .redelivery_delay
-        .saturating_mul(1 << (receives - 1));
-    delay
-        .min(config.receive.max_redelivery_delay)
-        .max(Duration::from_secs(1))
+        .unwrap_or(1);
+    let (base, ceiling) = (receive.redelivery_delay, receive.max_redelivery_delay);
+    // A first delay above the ceiling (the configuration allows it) means the ceiling at once.
+    let backoff = Backoff::fixed(Curve::Exponential, base.min(ceiling), ceiling);
+    backoff.delay(receives).max(Duration::from_secs(1))
 }
 
 fn system_attribute(message: &Message, name: MessageSystemAttributeName) -> Option<&str> {
@@ -381,5 +378,57 @@ fn sqs_message_event(queue: &QueueArn, message: &Message) -> OutEvent {
         },
         extensions: Vec::new(),
         data: Bytes::from(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(count: &str) -> Message {
+        Message::builder()
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, count)
+            .build()
+    }
+
+    #[test]
+    fn redelivery_delay_doubles_per_receive_within_bounds() {
+        let secs = Duration::from_secs;
+        let receive = Receive {
+            redelivery_delay: secs(10),
+            max_redelivery_delay: secs(900),
+            ..Receive::default()
+        };
+        let delays: Vec<Duration> = ["1", "2", "3", "7", "8", "4000000000"]
+            .into_iter()
+            .map(|count| redelivery_delay(&receive, &received(count)))
+            .collect();
+        assert_eq!(
+            delays,
+            [
+                secs(10),
+                secs(20),
+                secs(40),
+                secs(640),
+                secs(900),
+                secs(900)
+            ]
+        );
+        // No count: the first receive.
+        assert_eq!(
+            redelivery_delay(&receive, &Message::builder().build()),
+            secs(10)
+        );
+        // Never below 1 s; a first delay above the ceiling is the ceiling.
+        let zero = Receive {
+            redelivery_delay: Duration::ZERO,
+            ..receive.clone()
+        };
+        assert_eq!(redelivery_delay(&zero, &received("5")), secs(1));
+        let inverted = Receive {
+            redelivery_delay: secs(2000),
+            ..receive
+        };
+        assert_eq!(redelivery_delay(&inverted, &received("1")), secs(900));
     }
 }

@@ -73,7 +73,7 @@ fn namespace(config: &S3SourceConfig) -> &str {
 
 /// The source as a metric label set.
 fn component(config: &S3SourceConfig) -> Component {
-    config.metadata.component(super::config::COMPONENT)
+    Component::of(super::config::COMPONENT, &config.metadata)
 }
 
 /// The owner tag's value for this source.
@@ -323,7 +323,7 @@ pub async fn provision(
             wanted.join(", ")
         ));
     }
-    tracing::info!(source = %config.metadata.name, queue = %queue, region = %clients.region, changes = changes.len(), "provisioned");
+    tracing::info!(queue = %queue, region = %clients.region, changes = changes.len(), "provisioned");
     Ok(Provisioned {
         queue,
         queue_url,

@@ -20,9 +20,27 @@ use super::telemetry::SourceTelemetry;
 use crate::aws::arn::QueueArn;
 use crate::aws::credentials::Refreshing;
 use crate::aws::{error_label, error_message, is_access_denied, with_fresh_credentials};
+use crate::backoff::{Backoff, Curve, Retry};
 
 /// SQS batch calls take at most ten entries.
 pub const MAX_BATCH: usize = 10;
+
+/// Between `GetQueueUrl` attempts until the queue is found: 0.5 s, doubling up to 30 s.
+const RESOLVE_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_millis(500),
+    Duration::from_secs(30),
+);
+
+/// `DeleteMessageBatch` is tried this many times before its messages are given up on (they
+/// come back after their visibility timeout).
+const DELETE_ATTEMPTS: u32 = 3;
+/// Between `DeleteMessageBatch` attempts: 200 ms, then 400 ms.
+const DELETE_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Linear,
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+);
 
 /// A message handle that can be deleted or have its visibility changed.
 #[derive(Debug, Clone)]
@@ -61,7 +79,7 @@ impl Queue {
         telemetry: Arc<SourceTelemetry>,
         shutdown: &CancellationToken,
     ) -> Option<Queue> {
-        let mut wait = Duration::from_millis(500);
+        let mut retry = Retry::new(RESOLVE_BACKOFF);
         loop {
             let call = with_fresh_credentials(&credentials, || {
                 client
@@ -92,10 +110,9 @@ impl Queue {
                 }
             }
             tokio::select! {
-                () = tokio::time::sleep(wait) => {},
+                () = tokio::time::sleep(retry.next_delay()) => {},
                 () = shutdown.cancelled() => return None,
             }
-            wait = (wait * 2).min(Duration::from_secs(30));
         }
     }
 
@@ -136,7 +153,7 @@ impl Queue {
                 Err(err) => {
                     let (code, message) = (error_label(&err), error_message(&err));
                     attempt += 1;
-                    if attempt >= 3 || is_access_denied(&err) {
+                    if attempt >= DELETE_ATTEMPTS || is_access_denied(&err) {
                         for receipt in receipts {
                             self.telemetry
                                 .delete_failed(&receipt.message_id, &code, &message);
@@ -145,7 +162,7 @@ impl Queue {
                     }
                     self.telemetry
                         .sqs_error("DeleteMessageBatch", &code, &message);
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    tokio::time::sleep(DELETE_BACKOFF.delay(attempt)).await;
                 }
             }
         };

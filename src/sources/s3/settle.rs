@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
+use tracing::Instrument;
 
 use super::heartbeat::{InFlight, InFlightGuard};
 use super::queue::{MAX_BATCH, Queue, Receipt};
@@ -129,12 +130,16 @@ impl Settler {
             return;
         };
         let queue = self.queue.clone();
-        self.batches.spawn(async move {
-            let (receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) = batch.into_iter().unzip();
-            queue.delete_batch(&receipts).await;
-            drop(guards); // only now may the heartbeat forget these messages
-            drop(permit);
-        });
+        self.batches.spawn(
+            async move {
+                let (receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) =
+                    batch.into_iter().unzip();
+                queue.delete_batch(&receipts).await;
+                drop(guards); // only now may the heartbeat forget these messages
+                drop(permit);
+            }
+            .in_current_span(),
+        );
     }
 
     async fn spawn_releases(&mut self) {
@@ -146,14 +151,17 @@ impl Settler {
             return;
         };
         let (queue, in_flight) = (self.queue.clone(), self.in_flight.clone());
-        self.batches.spawn(async move {
-            // After any extension already on its way, so it cannot undo this release.
-            let _exclusive = in_flight.visibility_lock.lock().await;
-            queue
-                .change_visibility_batch(&batch, "ChangeMessageVisibilityBatch")
-                .await;
-            drop(permit);
-        });
+        self.batches.spawn(
+            async move {
+                // After any extension already on its way, so it cannot undo this release.
+                let _exclusive = in_flight.visibility_lock.lock().await;
+                queue
+                    .change_visibility_batch(&batch, "ChangeMessageVisibilityBatch")
+                    .await;
+                drop(permit);
+            }
+            .in_current_span(),
+        );
     }
 }
 

@@ -83,7 +83,7 @@ impl SourceTelemetry {
     }
 
     pub fn ready(&self, queue_url: &str) {
-        tracing::info!(source = %self.name, queue_url, "receiving from the queue");
+        tracing::info!(queue_url, "receiving from the queue");
     }
 
     pub fn messages_received(&self, count: usize) {
@@ -106,7 +106,12 @@ impl SourceTelemetry {
 
     /// `code` must come from a bounded set (see [`crate::aws::bounded_code`]).
     pub fn delete_failed(&self, message_id: &str, code: &str, message: &str) {
-        tracing::warn!(source = %self.name, message_id, code, error = message, "SQS message not deleted; it will be delivered again");
+        tracing::warn!(
+            message_id,
+            code,
+            error = message,
+            "SQS message not deleted; it will be delivered again"
+        );
         counter!(
             "aws_event_adapter_sqs_delete_failures_total",
             &self.labels(("code", code))
@@ -115,7 +120,12 @@ impl SourceTelemetry {
     }
 
     pub fn message_released(&self, message_id: &str, reason: &'static str, delay: Duration) {
-        tracing::info!(source = %self.name, message_id, reason, delay_secs = delay.as_secs(), "SQS message left in the queue for a later attempt");
+        tracing::info!(
+            message_id,
+            reason,
+            delay_secs = delay.as_secs(),
+            "SQS message left in the queue for a later attempt"
+        );
         counter!(
             "aws_event_adapter_sqs_messages_released_total",
             &self.labels(("reason", reason))
@@ -140,10 +150,21 @@ impl SourceTelemetry {
                 | "RequestExpired"
         );
         if refused {
-            tracing::warn!(source = %self.name, operation, code, auth = self.auth, error = message,
-                "AWS refused the source's credentials or permissions; retrying with backoff");
+            tracing::warn!(
+                operation,
+                code,
+                auth = self.auth,
+                error = message,
+                "AWS refused the source's credentials or permissions; retrying with backoff"
+            );
         } else {
-            tracing::warn!(source = %self.name, operation, code, auth = self.auth, error = message, "SQS call failed");
+            tracing::warn!(
+                operation,
+                code,
+                auth = self.auth,
+                error = message,
+                "SQS call failed"
+            );
         }
         let mut labels = self.labels(("operation", operation));
         labels.push(("code", code.to_string()));
@@ -152,7 +173,11 @@ impl SourceTelemetry {
 
     /// An optional call was denied: its feature is switched off for good, with one warning.
     pub fn feature_disabled(&self, feature: &'static str, action: &'static str) {
-        tracing::warn!(source = %self.name, feature, missing_permission = action, "permission denied; running without this feature");
+        tracing::warn!(
+            feature,
+            missing_permission = action,
+            "permission denied; running without this feature"
+        );
         counter!(
             "aws_event_adapter_source_features_disabled_total",
             &self.labels(("feature", feature))
@@ -161,12 +186,12 @@ impl SourceTelemetry {
     }
 
     pub fn record_filtered(&self, event_name: &str) {
-        tracing::debug!(source = %self.name, event_name, "record does not match spec.eventTypes; dropped");
+        tracing::debug!(event_name, "record does not match spec.eventTypes; dropped");
         self.filtered.increment(1);
     }
 
     pub fn test_event(&self, message_id: &str, forwarded: bool) {
-        tracing::info!(source = %self.name, message_id, forwarded, "s3:TestEvent received");
+        tracing::info!(message_id, forwarded, "s3:TestEvent received");
         if forwarded {
             self.test_events_forwarded.increment(1);
         } else {
@@ -175,14 +200,18 @@ impl SourceTelemetry {
     }
 
     pub fn unrecognized(&self, message_id: &str, forwarded: bool) {
-        tracing::info!(source = %self.name, message_id, forwarded, "message body is not an S3 notification");
+        tracing::info!(
+            message_id,
+            forwarded,
+            "message body is not an S3 notification"
+        );
         self.unrecognized.increment(1);
     }
 
     /// Broken records or bodies of one message: each counted by reason, logged once.
     pub fn malformed(&self, message_id: &str, problems: &[Malformed]) {
         if let Some(first) = problems.first() {
-            tracing::warn!(source = %self.name, message_id, count = problems.len(), reason = first.label(), error = %first, "malformed S3 notification");
+            tracing::warn!(message_id, count = problems.len(), reason = first.label(), error = %first, "malformed S3 notification");
         }
         for problem in problems {
             counter!(
@@ -194,7 +223,7 @@ impl SourceTelemetry {
     }
 
     pub fn sink_retry(&self, event_id: &str, attempt: u32, error: &SendError) {
-        tracing::debug!(source = %self.name, event_id, attempt, error = %error, "sink attempt failed; retrying");
+        tracing::debug!(event_id, attempt, error = %error, "sink attempt failed; retrying");
         self.retries.increment(1);
     }
 
@@ -204,16 +233,16 @@ impl SourceTelemetry {
     }
 
     pub fn delivery_failed(&self, message_id: &str, event_id: &str, error: &SendError) {
-        tracing::warn!(source = %self.name, message_id, event_id, reason = error.label(), error = %error, "event not accepted by the sink");
+        tracing::warn!(message_id, event_id, reason = error.label(), error = %error, "event not accepted by the sink");
         self.failed.increment(1);
     }
 
     pub fn dead_lettered(&self, message_id: &str, event_id: &str) {
-        tracing::info!(source = %self.name, message_id, event_id, "event sent to the dead-letter sink");
+        tracing::info!(message_id, event_id, "event sent to the dead-letter sink");
         self.dead_lettered.increment(1);
     }
 
     pub fn dead_letter_failed(&self, message_id: &str, error: &SendError) {
-        tracing::warn!(source = %self.name, message_id, error = %error, "dead-letter sink did not accept the event");
+        tracing::warn!(message_id, error = %error, "dead-letter sink did not accept the event");
     }
 }

@@ -18,6 +18,7 @@ use futures::future::join_all;
 use http::StatusCode;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
@@ -38,6 +39,8 @@ pub struct S3Target {
     sdk: SdkConfig,
     /// A client in the bucket's region, once known.
     client: RwLock<Option<aws_sdk_s3::Client>>,
+    /// The component's span (`start` runs in it), entered by request handling too.
+    span: tracing::Span,
 }
 
 impl S3Target {
@@ -47,13 +50,13 @@ impl S3Target {
         config: S3TargetConfig,
         ready: ReadyFlag,
         shutdown: CancellationToken,
-    ) -> Result<Arc<S3Target>, String> {
-        let component = config.metadata.component(COMPONENT);
+    ) -> Result<Arc<S3Target>, super::StartError> {
+        let component = Component::of(COMPONENT, &config.metadata);
         // Buckets are global; their region is asked for from the default region.
         let region = crate::aws::default_region();
         let credentials = credentials::for_component(&component, &config.auth, &region).await?;
         let _ = credentials.refresh_now().await;
-        tokio::spawn(credentials.clone().run(shutdown.clone()));
+        tokio::spawn(credentials.clone().run(shutdown.clone()).in_current_span());
         let sdk = crate::aws::sdk_config(&region, &credentials).await;
         let target = Arc::new(S3Target {
             config,
@@ -61,20 +64,28 @@ impl S3Target {
             credentials,
             sdk,
             client: RwLock::new(None),
+            span: tracing::Span::current(),
         });
         let probe = target.clone();
-        let (name, bucket) = (probe.name().to_string(), probe.config.bucket.to_string());
-        tokio::spawn(async move {
-            super::become_ready(&name, &bucket, ready, shutdown, || async {
-                probe.client().await.map(|_| ())
-            })
-            .await
-        });
+        let bucket = probe.config.bucket.to_string();
+        tokio::spawn(
+            async move {
+                super::become_ready(&bucket, ready, shutdown, || async {
+                    probe.client().await.map(|_| ())
+                })
+                .await
+            }
+            .in_current_span(),
+        );
         Ok(target)
     }
 
     pub fn name(&self) -> &str {
         &self.config.metadata.name
+    }
+
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     pub fn arn(&self) -> String {

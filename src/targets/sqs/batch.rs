@@ -15,6 +15,7 @@ use http::StatusCode;
 use metrics::counter;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, timeout_at};
+use tracing::Instrument;
 
 use super::config::COMPONENT;
 use super::{Message, Queue};
@@ -85,10 +86,13 @@ impl Batcher {
                 batch.push(next);
             }
             let queue = self.queue.clone();
-            tokio::spawn(async move {
-                send_batch(&queue, batch).await;
-                drop(slot);
-            });
+            tokio::spawn(
+                async move {
+                    send_batch(&queue, batch).await;
+                    drop(slot);
+                }
+                .in_current_span(),
+            );
         }
     }
 }

@@ -20,11 +20,13 @@ use futures::future::join_all;
 use http::StatusCode;
 use tokio::sync::{RwLock, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
 use crate::aws::{error_label, error_message, with_fresh_credentials};
 use crate::http::health::ReadyFlag;
+use crate::telemetry::Component;
 use batch::{Batcher, Pending};
 use config::{COMPONENT, SqsTargetConfig};
 
@@ -136,7 +138,6 @@ impl Queue {
                 }
             }
             Err(err) => tracing::info!(
-                target_name = %self.config.metadata.name,
                 error = %error_message(&err),
                 "cannot read the queue's MaximumMessageSize (sqs:GetQueueAttributes); assuming 256 KiB"
             ),
@@ -147,6 +148,8 @@ impl Queue {
 pub struct SqsTarget {
     queue: Arc<Queue>,
     batcher: mpsc::Sender<Pending>,
+    /// The component's span (`start` runs in it), entered by request handling too.
+    span: tracing::Span,
 }
 
 impl SqsTarget {
@@ -156,12 +159,12 @@ impl SqsTarget {
         config: SqsTargetConfig,
         ready: ReadyFlag,
         shutdown: CancellationToken,
-    ) -> Result<Arc<SqsTarget>, String> {
-        let component = config.metadata.component(COMPONENT);
+    ) -> Result<Arc<SqsTarget>, super::StartError> {
+        let component = Component::of(COMPONENT, &config.metadata);
         let credentials =
             credentials::for_component(&component, &config.auth, &config.queue.region).await?;
         let _ = credentials.refresh_now().await;
-        tokio::spawn(credentials.clone().run(shutdown.clone()));
+        tokio::spawn(credentials.clone().run(shutdown.clone()).in_current_span());
         let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
         let client = crate::aws::sqs_client(&sdk, &component, Duration::from_secs(10));
         let queue = Arc::new(Queue {
@@ -172,25 +175,37 @@ impl SqsTarget {
             max_message_bytes: AtomicUsize::new(DEFAULT_MAX_MESSAGE_BYTES),
         });
         let (batcher, receiver) = mpsc::channel(4096);
-        tokio::spawn(Batcher::new(queue.clone(), receiver).run());
+        tokio::spawn(
+            Batcher::new(queue.clone(), receiver)
+                .run()
+                .in_current_span(),
+        );
         let probe = queue.clone();
-        tokio::spawn(async move {
-            let (name, arn) = (
-                probe.config.metadata.name.clone(),
-                probe.config.queue.to_string(),
-            );
-            super::become_ready(&name, &arn, ready, shutdown, || async {
-                let url = probe.url().await?;
-                probe.read_max_size(&url).await;
-                Ok(())
-            })
-            .await
-        });
-        Ok(Arc::new(SqsTarget { queue, batcher }))
+        tokio::spawn(
+            async move {
+                let arn = probe.config.queue.to_string();
+                super::become_ready(&arn, ready, shutdown, || async {
+                    let url = probe.url().await?;
+                    probe.read_max_size(&url).await;
+                    Ok(())
+                })
+                .await
+            }
+            .in_current_span(),
+        );
+        Ok(Arc::new(SqsTarget {
+            queue,
+            batcher,
+            span: tracing::Span::current(),
+        }))
     }
 
     pub fn name(&self) -> &str {
         &self.queue.config.metadata.name
+    }
+
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     pub fn arn(&self) -> String {

@@ -22,12 +22,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::Config;
-use super::auth::{Auth, AuthMode, Keys};
-use super::common::{Delivery, Metadata};
-use super::decode::Problem;
-use super::secret::{Secret, SecretSource};
 use crate::aws::arn::{BucketArn, QueueArn};
 use crate::cloudevents::Encoding;
+use crate::config::auth::{Auth, AuthMode, Keys};
+use crate::config::common::{Delivery, Metadata};
+use crate::config::decode::Problem;
+use crate::config::secret::{Secret, SecretSource};
+use crate::config::{common, duration, pem};
 use crate::sources::s3::config::{Receive, S3SourceConfig};
 use crate::targets::s3::config::S3TargetConfig;
 use crate::targets::sqs::config::SqsTargetConfig;
@@ -112,7 +113,7 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
                     .ok()
             });
             let sink = match env.get("K_SINK") {
-                Some(uri) => super::common::sink_uri(&uri)
+                Some(uri) => common::sink_uri(&uri)
                     .map_err(|message| problem("K_SINK", message))
                     .ok(),
                 None => {
@@ -123,7 +124,7 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
             let mut delivery = Delivery::default();
             // Knative sets K_CA_CERTS for sinks served over HTTPS with their own CA.
             if let Some(pem) = env.get("K_CA_CERTS") {
-                match crate::http::tls::parse_ca_pem(&pem) {
+                match pem::parse_ca_pem(&pem) {
                     Ok(_) => delivery.ca_certs.push(pem),
                     Err(message) => problem("K_CA_CERTS", message),
                 }
@@ -139,7 +140,7 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
             }
             let mut receive = Receive::default();
             if let Some(text) = env.get("SQS_VISIBILITY_TIMEOUT") {
-                match super::duration::parse(&text) {
+                match duration::parse(&text) {
                     Ok(d) if d >= Duration::from_secs(1) => receive.visibility_timeout = d,
                     Ok(_) => problem("SQS_VISIBILITY_TIMEOUT", "must be at least 1s".into()),
                     Err(message) => problem("SQS_VISIBILITY_TIMEOUT", message),

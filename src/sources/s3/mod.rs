@@ -18,6 +18,7 @@
 pub mod config;
 pub mod heartbeat;
 pub mod notification;
+pub mod pollers;
 pub mod process;
 pub mod provision;
 pub mod queue;
@@ -28,7 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -44,6 +46,7 @@ use crate::sources::SourceError;
 use crate::telemetry::Component;
 use config::S3SourceConfig;
 use heartbeat::InFlight;
+use pollers::{Next, Pollers};
 use process::Context;
 use queue::{Queue, visibility_seconds};
 use settle::{Settle, Settler};
@@ -85,8 +88,11 @@ pub async fn run(
     // plus ten seconds.
     let long_poll = Duration::from_secs(config.receive.wait_time_seconds as u64 + 10);
     let client = crate::aws::sqs_client(&sdk, &component, long_poll);
+    let settle_timeout = queue::settle_attempt_timeout(config.receive.visibility_timeout);
+    let settle_client = crate::aws::sqs_client(&sdk, &component, settle_timeout);
     let resolved = Queue::resolve(
         client,
+        settle_client,
         credentials,
         &queue_arn,
         telemetry.clone(),
@@ -125,34 +131,50 @@ pub async fn run(
     });
 
     let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(ctx.config.receive.max_in_flight_messages));
-    let pollers: Vec<_> = (0..ctx.config.receive.pollers)
-        .map(|_| {
-            tokio::spawn(
-                poll(
-                    ctx.clone(),
-                    queue.clone(),
-                    permits.clone(),
-                    tracker.clone(),
-                    ready.clone(),
-                    shutdown.clone(),
-                )
-                .in_current_span(),
-            )
-        })
-        .collect();
-
-    shutdown.cancelled().await;
+    let receive = &ctx.config.receive;
+    let batch = (receive.max_messages as usize).min(receive.max_in_flight_messages);
+    let pollers = match receive.pollers {
+        Some(pinned) => Pollers::new(pinned, pinned, pinned, telemetry.pollers_gauge()),
+        None => {
+            let ceiling = receive
+                .max_in_flight_messages
+                .div_ceil(batch)
+                .min(MAX_POLLERS);
+            Pollers::new(1, 1, ceiling, telemetry.pollers_gauge())
+        }
+    };
+    let (grow, mut more_pollers) = mpsc::unbounded_channel();
+    let shared = Arc::new(PollShared {
+        permits: Arc::new(Semaphore::new(receive.max_in_flight_messages)),
+        batch,
+        pollers,
+        grow,
+        ctx: ctx.clone(),
+        queue: queue.clone(),
+        tracker: tracker.clone(),
+        ready: ready.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let mut running = JoinSet::new();
+    for _ in 0..shared.pollers.active() {
+        running.spawn(poll(shared.clone()).in_current_span());
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(()) = more_pollers.recv() => {
+                running.spawn(poll(shared.clone()).in_current_span());
+            }
+            Some(result) = running.join_next() => report_poller(result),
+        }
+    }
+    drop(shared);
     ready.set(false);
     // Everything below happens before `deadline`, whatever SQS or the sink do.
     let started = Instant::now();
     let deadline = started + grace;
-    for poller in pollers {
-        if let Err(err) = poller.await
-            && err.is_panic()
-        {
-            tracing::error!(error = %err, "a poller panicked");
-        }
+    while let Some(result) = running.join_next().await {
+        report_poller(result);
     }
     tracker.close();
     // In-flight messages get nine tenths of the grace; the rest is for the final calls.
@@ -232,17 +254,62 @@ const RECEIVE_BACKOFF: Backoff = Backoff::fixed(
     Duration::from_secs(30),
 );
 
-/// One long-poller: reserve capacity, receive, hand each message to its own task.
-async fn poll(
+/// The most concurrent long polls an adaptive source runs.
+const MAX_POLLERS: usize = 64;
+
+/// What every poller of a source shares.
+struct PollShared {
     ctx: Arc<Context>,
     queue: Arc<Queue>,
+    /// In-flight slots (`maxInFlightMessages`).
     permits: Arc<Semaphore>,
+    /// Messages asked for per receive, at most.
+    batch: usize,
+    pollers: Pollers,
+    /// Asks `run` to start one more poller.
+    grow: mpsc::UnboundedSender<()>,
     tracker: TaskTracker,
     ready: ReadyFlag,
     shutdown: CancellationToken,
-) {
+}
+
+fn report_poller(result: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = result
+        && err.is_panic()
+    {
+        tracing::error!(error = %err, "a poller panicked");
+    }
+}
+
+/// One long-poller, until shutdown or until the controller finds it is not needed.
+async fn poll(shared: Arc<PollShared>) {
+    if poll_until_stopped(&shared).await == Ended::Shutdown {
+        shared.pollers.stopped();
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Ended {
+    Shutdown,
+    /// Counted out by the controller already.
+    NotNeeded,
+}
+
+/// Reserve capacity, receive, hand each message to its own task; then ask the controller
+/// whether the queue wants more pollers, or fewer.
+async fn poll_until_stopped(shared: &PollShared) -> Ended {
+    let PollShared {
+        ctx,
+        queue,
+        permits,
+        tracker,
+        ready,
+        shutdown,
+        batch,
+        ..
+    } = shared;
+    let batch = *batch;
     let receive = &ctx.config.receive;
-    let batch = (receive.max_messages as usize).min(receive.max_in_flight_messages);
     let mut failures = 0u32;
     loop {
         // Wait for one free slot, then take as many more as are free (up to a batch): ask SQS
@@ -250,9 +317,9 @@ async fn poll(
         let mut reserved = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => return,
+                Err(_) => return Ended::Shutdown,
             },
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return Ended::Shutdown,
         };
         // Under load slots free up one by one: waiting a moment for a fuller batch saves
         // ReceiveMessage calls (SQS bills per request) without letting a slow message hold
@@ -286,7 +353,7 @@ async fn poll(
         let result = tokio::select! {
             biased;
             result = call => result,
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return Ended::Shutdown,
         };
         let received = Instant::now();
         let messages = match result {
@@ -305,11 +372,12 @@ async fn poll(
                 drop(reserved);
                 tokio::select! {
                     () = tokio::time::sleep(RECEIVE_BACKOFF.delay(failures)) => continue,
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => return Ended::Shutdown,
                 }
             }
         };
         ctx.telemetry.messages_received(messages.len());
+        let got = messages.len();
         let empty = messages.is_empty();
         for message in messages {
             // SQS never returns more than asked for; should it, the extra waits for a slot.
@@ -317,12 +385,12 @@ async fn poll(
                 Some(permit) => permit,
                 None => match permits.clone().acquire_owned().await {
                     Ok(permit) => permit,
-                    Err(_) => return,
+                    Err(_) => return Ended::Shutdown,
                 },
             };
             if shutdown.is_cancelled() {
                 // Received but not started: make it visible to other replicas at once.
-                release_now(&ctx, &message).await;
+                release_now(ctx, &message).await;
                 drop(permit);
                 continue;
             }
@@ -330,11 +398,22 @@ async fn poll(
                 .spawn(process::process(ctx.clone(), message, received, permit).in_current_span());
         }
         drop(reserved);
+        let capacity_free = permits.available_permits() > 0;
+        match shared
+            .pollers
+            .after_receive(wanted as usize, got, batch, capacity_free)
+        {
+            Next::Grow => {
+                let _ = shared.grow.send(());
+            }
+            Next::Stop => return Ended::NotNeeded,
+            Next::Continue => {}
+        }
         if empty && receive.wait_time_seconds == 0 {
             // Short polling: do not turn an empty queue into a tight (and billed) loop.
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {},
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return Ended::Shutdown,
             }
         }
     }

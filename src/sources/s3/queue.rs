@@ -59,9 +59,20 @@ impl Receipt {
     }
 }
 
-/// The queue, its client, and which optional calls are permitted.
+/// The attempt timeout of settling calls (deletes, releases, heartbeat extensions): an eighth
+/// of the visibility timeout, from 1 to 5 s, so that the SDK's three attempts of one stalled
+/// call end well within the heartbeat's margin (half the visibility timeout) and the next
+/// extension still lands before SQS hands the message to another replica.
+pub fn settle_attempt_timeout(visibility: Duration) -> Duration {
+    (visibility / 8).clamp(Duration::from_secs(1), Duration::from_secs(5))
+}
+
+/// The queue, its clients, and which optional calls are permitted.
 pub struct Queue {
+    /// For long polls: its attempt timeout is the wait time plus ten seconds.
     pub client: Client,
+    /// For deletes and visibility changes: attempts bounded by [`settle_attempt_timeout`].
+    settle_client: Client,
     /// For the forced refresh when AWS answers `ExpiredToken`.
     pub credentials: Refreshing,
     pub url: String,
@@ -74,6 +85,7 @@ impl Queue {
     /// with backoff until it succeeds or `shutdown` fires (`None`).
     pub async fn resolve(
         client: Client,
+        settle_client: Client,
         credentials: Refreshing,
         arn: &QueueArn,
         telemetry: Arc<SourceTelemetry>,
@@ -97,6 +109,7 @@ impl Queue {
                     if let Some(url) = output.queue_url {
                         return Some(Queue {
                             client,
+                            settle_client,
                             credentials,
                             url,
                             telemetry,
@@ -141,7 +154,7 @@ impl Queue {
         let mut attempt = 0;
         let output = loop {
             let result = with_fresh_credentials(&self.credentials, || {
-                self.client
+                self.settle_client
                     .delete_message_batch()
                     .queue_url(&self.url)
                     .set_entries(Some(entries.clone()))
@@ -201,7 +214,7 @@ impl Queue {
             })
             .collect();
         let result = with_fresh_credentials(&self.credentials, || {
-            self.client
+            self.settle_client
                 .change_message_visibility_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries.clone()))

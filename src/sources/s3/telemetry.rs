@@ -28,6 +28,7 @@ pub struct SourceTelemetry {
     failed: Counter,
     retries: Counter,
     in_flight: Gauge,
+    pollers: Gauge,
     delivery_seconds: Histogram,
     lag_seconds: Histogram,
 }
@@ -69,6 +70,7 @@ impl SourceTelemetry {
             failed: outcome("failed"),
             retries: counter!("aws_event_adapter_sink_retries_total", &labels),
             in_flight: gauge!("aws_event_adapter_source_messages_in_flight", &labels),
+            pollers: gauge!("aws_event_adapter_source_receive_concurrency", &labels),
             delivery_seconds: histogram!("aws_event_adapter_sink_delivery_seconds", &labels),
             lag_seconds: histogram!("aws_event_adapter_source_lag_seconds", &labels),
         }
@@ -98,6 +100,11 @@ impl SourceTelemetry {
     /// The gauge of messages in flight, moved by [`super::heartbeat::InFlight`].
     pub fn in_flight_gauge(&self) -> Gauge {
         self.in_flight.clone()
+    }
+
+    /// Concurrent `ReceiveMessage` long polls (the pollers running).
+    pub fn pollers_gauge(&self) -> Gauge {
+        self.pollers.clone()
     }
 
     pub fn messages_deleted(&self, count: usize) {

@@ -154,7 +154,9 @@ impl Settler {
         self.batches.spawn(
             async move {
                 // After any extension already on its way, so it cannot undo this release.
-                let _exclusive = in_flight.visibility_lock.lock().await;
+                in_flight
+                    .wait_for_extensions(batch.iter().map(|(receipt, _)| receipt))
+                    .await;
                 queue
                     .change_visibility_batch(&batch, "ChangeMessageVisibilityBatch")
                     .await;

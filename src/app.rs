@@ -92,7 +92,8 @@ pub async fn run(
         let ready = health.register(&target.metadata.name);
         let name = target.metadata.name.clone();
         let span = Component::of(crate::targets::sqs::config::COMPONENT, &target.metadata).span();
-        let started = SqsTarget::start(target, ready, stop.clone())
+        let max_calls = options.limits.max_concurrent_requests;
+        let started = SqsTarget::start(target, ready, stop.clone(), max_calls)
             .instrument(span)
             .await;
         targets.push(Target::Sqs(
@@ -110,6 +111,7 @@ pub async fn run(
             started.map_err(|source| RunError::Target { name, source })?,
         ));
     }
+    let drains = targets.clone();
     let ingress = Arc::new(Ingress::new(targets, options.limits));
 
     let servers_stop = CancellationToken::new();
@@ -182,6 +184,16 @@ pub async fn run(
         }
     }
     servers_stop.cancel();
+    // The targets stop accepting events (503 "shutting down") and finish those they accepted
+    // — the SQS target's batched sends — before the process exits.
+    for target in &drains {
+        if !target.drain(deadline).await {
+            tracing::warn!(
+                target = target.name(),
+                "accepted events not sent within the grace period"
+            );
+        }
+    }
     for mut server in [http_server, metrics_server] {
         if tokio::time::timeout_at(deadline, &mut server)
             .await

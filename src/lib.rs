@@ -9,7 +9,8 @@
 //!  aws                            ARNs, SDK clients, credentials, AWS call metrics
 //!  http                           server, health and readiness, sink client, TLS, bearer auth
 //!  cloudevents                    the CloudEvents HTTP binding, both ways
-//!  telemetry · backoff · shutdown logs, metrics, component identity; retry delays; signals
+//!  telemetry · backoff ·          logs, metrics, component identity; retry delays;
+//!    batch · shutdown             the coalescing batcher of AWS batch calls; signals
 //!  config                         decoding pieces every component's config shares (a leaf)
 //! ```
 //!
@@ -20,6 +21,7 @@
 pub mod app;
 pub mod aws;
 pub mod backoff;
+pub mod batch;
 pub mod cloudevents;
 pub mod config;
 pub mod display;

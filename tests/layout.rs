@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first; keep in step with the drawing in `src/lib.rs`.
 const LAYERS: &[&[&str]] = &[
     &["config"],
-    &["backoff", "shutdown", "telemetry"],
+    &["backoff", "batch", "shutdown", "telemetry"],
     &["cloudevents"],
     &["http"],
     &["aws"],

@@ -251,6 +251,28 @@ async fn metrics_after_a_known_workload() {
         "histogram"
     );
 
+    // The batchers: the concurrency limit they adapt, and their calls in flight (none now).
+    for (who, operation) in [(src, "DeleteMessageBatch"), (dst, "SendMessageBatch")] {
+        let labels = [who[0], who[1], ("operation", operation)];
+        for (name, kind) in [
+            ("aws_event_adapter_batch_concurrency_limit", "gauge"),
+            ("aws_event_adapter_batch_calls_in_flight", "gauge"),
+        ] {
+            assert_eq!(family(&families, name)["type"], kind, "{name}");
+            assert_eq!(
+                label_names(&families, name),
+                ["component", "name", "operation"].map(String::from).into()
+            );
+        }
+        let limit = "aws_event_adapter_batch_concurrency_limit";
+        assert!(
+            value(&families, limit, limit, &labels) >= 1.0,
+            "{operation}"
+        );
+        let calls = "aws_event_adapter_batch_calls_in_flight";
+        assert_eq!(value(&families, calls, calls, &labels), 0.0, "{operation}");
+    }
+
     // AWS calls by operation and outcome, and the credentials.
     assert!(
         value(

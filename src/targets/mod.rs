@@ -233,6 +233,16 @@ impl Target {
         }
     }
 
+    /// On shutdown: stops accepting events and finishes those accepted (the SQS target's
+    /// batched sends; an S3 target's writes are the requests themselves); `false` if that
+    /// did not happen by `deadline`.
+    pub async fn drain(&self, deadline: tokio::time::Instant) -> bool {
+        match self {
+            Target::Sqs(t) => t.drain(deadline).await,
+            Target::S3(_) => true,
+        }
+    }
+
     /// Writes the events of one request; one outcome per event, in order. Runs in the
     /// target's span, so what it logs names the target.
     pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {

@@ -106,8 +106,7 @@ pub async fn run(
     ready.set(true);
 
     let in_flight = Arc::new(InFlight::new(telemetry.in_flight_gauge()));
-    let (settle, settler) = Settler::new(queue.clone(), in_flight.clone());
-    let settler = tokio::spawn(settler.run().in_current_span());
+    let (settle, settler) = Settler::start(queue.clone(), in_flight.clone(), &name);
     let stop_heartbeat = CancellationToken::new();
     let heartbeat = config.receive.visibility_heartbeat.then(|| {
         tokio::spawn(
@@ -191,8 +190,8 @@ pub async fn run(
     if let Some(heartbeat) = heartbeat {
         let _ = timeout_at(deadline, heartbeat).await;
     }
-    drop(ctx); // the last sender: the settler flushes and returns
-    if timeout_at(deadline, settler).await.is_err() {
+    // No message task is left to settle anything: close the settler, flush what is queued.
+    if !settler.drain(deadline).await {
         tracing::warn!(
             "pending deletes not confirmed within the grace period; those messages will be delivered again"
         );

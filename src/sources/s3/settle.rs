@@ -2,26 +2,33 @@
 //! `DeleteMessageBatch` / `ChangeMessageVisibilityBatch` calls of up to ten entries, because SQS
 //! bills per request.
 //!
-//! A batch is sent when it has ten entries or when it has waited [`LINGER`]; a few batches are
-//! in flight at once so a slow call does not hold back the next. A message being deleted stays
-//! registered with the heartbeat until its delete call returned. When every sender is gone,
-//! the remaining entries are flushed and [`Settler::run`] returns — the drain on shutdown.
+//! Each kind has its own [`crate::batch::Batcher`]: a partial batch waits only as long as its
+//! missing entries take at the current rate (at most [`MAX_LINGER`]), and the calls in flight
+//! follow the demand (from [`INITIAL_CALLS`] up to [`MAX_CALLS`] per kind), so settling never
+//! caps the source's throughput. A message being deleted stays registered with the heartbeat
+//! until its delete call returned. On shutdown [`Settler::drain`] closes both batchers and
+//! waits for the calls of everything queued before.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
-use tokio::time::{Instant, timeout_at};
-use tracing::Instrument;
+use tokio::time::Instant;
 
+use super::config::COMPONENT;
 use super::heartbeat::{InFlight, InFlightGuard};
-use super::queue::{MAX_BATCH, Queue, Receipt};
+use super::queue::{Queue, Receipt};
+use crate::batch::{self, Batcher, Flush, Flushed};
 
-/// How long a partial batch waits for more entries.
-const LINGER: Duration = Duration::from_millis(20);
-/// Batches in flight at once.
-const CONCURRENT_BATCHES: usize = 4;
+/// The longest a partial batch waits for more entries (the fixed linger this replaced).
+const MAX_LINGER: Duration = Duration::from_millis(20);
+/// Calls of each kind in flight at start (the fixed number this replaced).
+const INITIAL_CALLS: usize = 4;
+/// Calls of each kind in flight at most: 64 × 10 entries per 20 ms is 32,000 deletes a second,
+/// and still 6,400 at 100 ms across regions — more than the receives of any configuration
+/// (`pollers` ≤ 64, ten messages each) bring in at the same latency.
+const MAX_CALLS: usize = 64;
+/// Settlements queued per kind before message tasks wait.
+const CAPACITY: usize = 1024;
 
 /// What to do with a message.
 pub enum Settle {
@@ -41,73 +48,18 @@ pub enum Settle {
 
 /// The sending half, held by message tasks.
 #[derive(Clone)]
-pub struct SettleSender(mpsc::Sender<Settle>);
+pub struct SettleSender {
+    queue: Arc<Queue>,
+    deletes: batch::Sender<(Receipt, InFlightGuard)>,
+    releases: batch::Sender<(Receipt, Duration)>,
+}
 
 impl SettleSender {
     pub async fn send(&self, settle: Settle) {
-        if self.0.send(settle).await.is_err() {
-            // Only possible if the settler died: the message comes back after its timeout.
-            tracing::error!("settler is gone; a message will be delivered again");
-        }
-    }
-}
-
-pub struct Settler {
-    queue: Arc<Queue>,
-    in_flight: Arc<InFlight>,
-    receiver: mpsc::Receiver<Settle>,
-    permits: Arc<Semaphore>,
-    batches: JoinSet<()>,
-    deletes: Vec<(Receipt, InFlightGuard)>,
-    releases: Vec<(Receipt, Duration)>,
-}
-
-impl Settler {
-    pub fn new(queue: Arc<Queue>, in_flight: Arc<InFlight>) -> (SettleSender, Settler) {
-        let (sender, receiver) = mpsc::channel(1024);
-        let settler = Settler {
-            queue,
-            in_flight,
-            receiver,
-            permits: Arc::new(Semaphore::new(CONCURRENT_BATCHES)),
-            batches: JoinSet::new(),
-            deletes: Vec::with_capacity(MAX_BATCH),
-            releases: Vec::with_capacity(MAX_BATCH),
-        };
-        (SettleSender(sender), settler)
-    }
-
-    pub async fn run(mut self) {
-        while let Some(first) = self.receiver.recv().await {
-            self.add(first);
-            let linger_until = Instant::now() + LINGER;
-            loop {
-                if self.deletes.len() >= MAX_BATCH {
-                    self.spawn_deletes().await;
-                }
-                if self.releases.len() >= MAX_BATCH {
-                    self.spawn_releases().await;
-                }
-                match timeout_at(linger_until, self.receiver.recv()).await {
-                    Ok(Some(settle)) => self.add(settle),
-                    // Closed (drain) or lingered long enough: send what we have.
-                    Ok(None) | Err(_) => break,
-                }
+        let accepted = match settle {
+            Settle::Delete { receipt, guard } => {
+                self.deletes.submit((receipt, guard)).await.is_ok()
             }
-            self.spawn_deletes().await;
-            self.spawn_releases().await;
-            while let Some(result) = self.batches.try_join_next() {
-                report_panic(result);
-            }
-        }
-        while let Some(result) = self.batches.join_next().await {
-            report_panic(result);
-        }
-    }
-
-    fn add(&mut self, settle: Settle) {
-        match settle {
-            Settle::Delete { receipt, guard } => self.deletes.push((receipt, guard)),
             Settle::Release {
                 receipt,
                 delay,
@@ -116,61 +68,103 @@ impl Settler {
                 self.queue
                     .telemetry()
                     .message_released(&receipt.message_id, reason, delay);
-                self.releases.push((receipt, delay));
+                self.releases.submit((receipt, delay)).await.is_ok()
             }
-        }
-    }
-
-    async fn spawn_deletes(&mut self) {
-        if self.deletes.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.deletes);
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return;
         };
-        let queue = self.queue.clone();
-        self.batches.spawn(
-            async move {
-                let (receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) =
-                    batch.into_iter().unzip();
-                queue.delete_batch(&receipts).await;
-                drop(guards); // only now may the heartbeat forget these messages
-                drop(permit);
-            }
-            .in_current_span(),
-        );
-    }
-
-    async fn spawn_releases(&mut self) {
-        if self.releases.is_empty() {
-            return;
+        if !accepted {
+            // Only after the drain (or if the settler died): the message comes back after its
+            // visibility timeout.
+            tracing::error!("settler is closed; a message will be delivered again");
         }
-        let batch = std::mem::take(&mut self.releases);
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return;
-        };
-        let (queue, in_flight) = (self.queue.clone(), self.in_flight.clone());
-        self.batches.spawn(
-            async move {
-                // After any extension already on its way, so it cannot undo this release.
-                in_flight
-                    .wait_for_extensions(batch.iter().map(|(receipt, _)| receipt))
-                    .await;
-                queue
-                    .change_visibility_batch(&batch, "ChangeMessageVisibilityBatch")
-                    .await;
-                drop(permit);
-            }
-            .in_current_span(),
-        );
     }
 }
 
-fn report_panic(result: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = result
-        && err.is_panic()
-    {
-        tracing::error!(error = %err, "a delete or release batch panicked; its messages will be delivered again");
+/// The running settler: its two batchers.
+pub struct Settler {
+    deletes: Batcher,
+    releases: Batcher,
+}
+
+impl Settler {
+    /// Starts both batchers in the current span.
+    pub fn start(
+        queue: Arc<Queue>,
+        in_flight: Arc<InFlight>,
+        name: &str,
+    ) -> (SettleSender, Settler) {
+        let options = |operation| batch::Options {
+            max_linger: MAX_LINGER,
+            initial_calls: INITIAL_CALLS,
+            max_calls: MAX_CALLS,
+            capacity: CAPACITY,
+            component: COMPONENT,
+            name: name.to_string(),
+            operation,
+        };
+        let (deletes, delete_batcher) =
+            Batcher::start(Deletes(queue.clone()), options("DeleteMessageBatch"));
+        let (releases, release_batcher) = Batcher::start(
+            Releases {
+                queue: queue.clone(),
+                in_flight,
+            },
+            options("ChangeMessageVisibilityBatch"),
+        );
+        let sender = SettleSender {
+            queue,
+            deletes,
+            releases,
+        };
+        let settler = Settler {
+            deletes: delete_batcher,
+            releases: release_batcher,
+        };
+        (sender, settler)
+    }
+
+    /// Stops accepting, flushes everything queued, and waits for those calls; `false` if
+    /// they did not all return by `deadline`.
+    pub async fn drain(&self, deadline: Instant) -> bool {
+        let (deleted, released) =
+            tokio::join!(self.deletes.drain(deadline), self.releases.drain(deadline));
+        deleted && released
+    }
+}
+
+/// `DeleteMessageBatch`: the guards are dropped only once the call returned.
+struct Deletes(Arc<Queue>);
+
+impl Flush for Deletes {
+    type Item = (Receipt, InFlightGuard);
+
+    async fn flush(&self, batch: Vec<Self::Item>) -> Flushed {
+        let (receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) = batch.into_iter().unzip();
+        self.0.delete_batch(&receipts).await;
+        drop(guards); // only now may the heartbeat forget these messages
+        // `delete_batch` retries and reports failures itself, and does not say whether SQS
+        // throttled: the controller learns from the time its calls take.
+        Flushed::Done
+    }
+}
+
+/// `ChangeMessageVisibilityBatch` with each release's delay.
+struct Releases {
+    queue: Arc<Queue>,
+    in_flight: Arc<InFlight>,
+}
+
+impl Flush for Releases {
+    type Item = (Receipt, Duration);
+
+    async fn flush(&self, batch: Vec<Self::Item>) -> Flushed {
+        // After any extension of these receipts already on its way (and only those), so it
+        // cannot undo this release.
+        self.in_flight
+            .wait_for_extensions(batch.iter().map(|(receipt, _)| receipt))
+            .await;
+        self.queue
+            .change_visibility_batch(&batch, "ChangeMessageVisibilityBatch")
+            .await;
+        Flushed::Done
     }
 }

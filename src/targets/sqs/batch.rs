@@ -1,10 +1,11 @@
-//! Coalescing messages of concurrent requests (and of batch-mode requests) into
-//! `SendMessageBatch` calls: at most ten entries and the queue's size limit per call, because
-//! SQS bills per request. Each message's outcome goes back to the request that sent it.
+//! The SQS target's `SendMessageBatch` calls, as a [`Flush`] of the crate's one batcher
+//! ([`crate::batch`]): the messages of concurrent requests (and of batch-mode requests) are
+//! coalesced into calls of at most ten entries and the queue's size limit, because SQS bills
+//! per request. Each message's outcome goes back to the request that sent it.
 //!
-//! A batch is sent as soon as it is full, or when no more messages arrive within [`LINGER`];
-//! while [`CONCURRENT_CALLS`] calls are in flight, new messages queue up and fill the next
-//! batches — under load batching happens by itself, and a lone request waits at most `LINGER`.
+//! A partial batch waits at most [`MAX_LINGER`] (less when its missing entries are expected
+//! sooner, not at all when arrivals have stopped); calls in flight start at [`INITIAL_CALLS`]
+//! and adapt to the demand and to throttling, up to `--max-concurrent-requests`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,21 +14,20 @@ use std::time::Duration;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use http::StatusCode;
 use metrics::counter;
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::time::{Instant, timeout_at};
-use tracing::Instrument;
+use tokio::sync::oneshot;
 
 use super::config::COMPONENT;
 use super::{Message, Queue};
 use crate::aws::{error_label, with_fresh_credentials};
+use crate::batch::{Flush, Flushed, Options};
 use crate::targets::{Outcome, TargetError, record_aws_error, status_for_code};
 
-/// How long a partial batch waits for more messages.
-const LINGER: Duration = Duration::from_millis(2);
-/// `SendMessageBatch` calls in flight at once.
-const CONCURRENT_CALLS: usize = 8;
-/// SQS takes at most ten entries per batch.
-const MAX_ENTRIES: usize = 10;
+/// The longest a partial batch waits for more messages.
+const MAX_LINGER: Duration = Duration::from_millis(2);
+/// `SendMessageBatch` calls in flight at start (the fixed number this replaced).
+const INITIAL_CALLS: usize = 8;
+/// Messages queued before requests wait.
+const CAPACITY: usize = 4096;
 
 /// A message waiting to be sent, with where its outcome goes.
 pub struct Pending {
@@ -35,77 +35,63 @@ pub struct Pending {
     pub reply: oneshot::Sender<Outcome>,
 }
 
-pub struct Batcher {
-    queue: Arc<Queue>,
-    receiver: mpsc::Receiver<Pending>,
-    calls: Arc<Semaphore>,
+/// The batcher's options for a target named `name`, with at most `max_calls` in flight.
+pub fn options(name: &str, max_calls: usize) -> Options {
+    Options {
+        max_linger: MAX_LINGER,
+        initial_calls: INITIAL_CALLS,
+        max_calls,
+        capacity: CAPACITY,
+        component: COMPONENT,
+        name: name.to_string(),
+        operation: "SendMessageBatch",
+    }
 }
 
-impl Batcher {
-    pub fn new(queue: Arc<Queue>, receiver: mpsc::Receiver<Pending>) -> Self {
-        Batcher {
-            queue,
-            receiver,
-            calls: Arc::new(Semaphore::new(CONCURRENT_CALLS)),
-        }
+/// `SendMessageBatch` into the target's queue.
+pub struct Sends(pub Arc<Queue>);
+
+impl Flush for Sends {
+    type Item = Pending;
+
+    fn size(pending: &Pending) -> usize {
+        pending.message.size()
     }
 
-    /// Runs until every sender is gone, then sends what is left.
-    pub async fn run(mut self) {
-        let mut carry: Option<Pending> = None;
-        loop {
-            // Wait for a free call slot first: while all calls are busy, messages pile up in
-            // the channel and the next batch fills by itself.
-            let Ok(slot) = self.calls.clone().acquire_owned().await else {
-                return;
-            };
-            let first = match carry.take() {
-                Some(pending) => pending,
-                None => match self.receiver.recv().await {
-                    Some(pending) => pending,
-                    None => return,
-                },
-            };
-            let limit = self.queue.max_message_bytes.load(Ordering::Relaxed);
-            let mut size = first.message.size();
-            let mut batch = vec![first];
-            let linger_until = Instant::now() + LINGER;
-            while batch.len() < MAX_ENTRIES {
-                let next = match self.receiver.try_recv() {
-                    Ok(pending) => pending,
-                    Err(_) => match timeout_at(linger_until, self.receiver.recv()).await {
-                        Ok(Some(pending)) => pending,
-                        Ok(None) | Err(_) => break,
-                    },
-                };
-                if size + next.message.size() > limit {
-                    carry = Some(next); // starts the next batch
-                    break;
-                }
-                size += next.message.size();
-                batch.push(next);
-            }
-            let queue = self.queue.clone();
-            tokio::spawn(
-                async move {
-                    send_batch(&queue, batch).await;
-                    drop(slot);
-                }
-                .in_current_span(),
-            );
-        }
+    fn limit(&self) -> usize {
+        self.0.max_message_bytes.load(Ordering::Relaxed)
+    }
+
+    async fn flush(&self, batch: Vec<Pending>) -> Flushed {
+        send_batch(&self.0, batch).await
+    }
+}
+
+/// What a failed call tells the concurrency controller: throttling and the service's or the
+/// network's trouble (503 to the caller) slow the batcher down; the adapter's setup being
+/// wrong (502) says nothing about capacity.
+fn feedback(error: &TargetError) -> Flushed {
+    if error.status != StatusCode::SERVICE_UNAVAILABLE {
+        return Flushed::Done;
+    }
+    match error.code.as_deref() {
+        Some(code) if code.contains("Throttl") || code == "RequestThrottled" => Flushed::Throttled,
+        _ => Flushed::Failed,
     }
 }
 
 /// One `SendMessageBatch` call; every entry's outcome is answered, whatever happens.
-async fn send_batch(queue: &Queue, batch: Vec<Pending>) {
+async fn send_batch(queue: &Queue, batch: Vec<Pending>) -> Flushed {
     let name = queue.config.metadata.name.clone();
     counter!("aws_event_adapter_sqs_send_batches_total", "component" => COMPONENT, "name" => name.clone()).increment(1);
     counter!("aws_event_adapter_sqs_send_entries_total", "component" => COMPONENT, "name" => name.clone())
         .increment(batch.len() as u64);
     let url = match queue.url().await {
         Ok(url) => url,
-        Err(error) => return answer_all(batch, &error),
+        Err(error) => {
+            answer_all(batch, &error);
+            return feedback(&error);
+        }
     };
     let entries: Vec<SendMessageBatchRequestEntry> = batch
         .iter()
@@ -135,11 +121,14 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) {
         Ok(output) => output,
         Err(err) => {
             record_aws_error(COMPONENT, &name, "SendMessageBatch", &error_label(&err));
-            return answer_all(batch, &TargetError::from_aws("SendMessageBatch", &err));
+            let error = TargetError::from_aws("SendMessageBatch", &err);
+            answer_all(batch, &error);
+            return feedback(&error);
         }
     };
     let mut replies: Vec<Option<oneshot::Sender<Outcome>>> =
         batch.into_iter().map(|p| Some(p.reply)).collect();
+    let mut flushed = Flushed::Done;
     for ok in output.successful {
         if let Some(reply) = take(&mut replies, &ok.id) {
             let mut data = serde_json::json!({
@@ -177,6 +166,9 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) {
                 retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
                 code: Some(failed.code),
             };
+            if flushed == Flushed::Done {
+                flushed = feedback(&error);
+            }
             let _ = reply.send(Err(error));
         }
     }
@@ -187,6 +179,7 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) {
             "SendMessageBatch did not report on this message",
         )));
     }
+    flushed
 }
 
 fn take(

@@ -4,7 +4,8 @@
 //! `discardCloudEventContext` (the context then travels in message attributes). FIFO queues get
 //! the configured group id and a deduplication id derived from the event's `source` and `id`, so
 //! an event posted twice within SQS's five-minute window is stored once. Entries from all
-//! requests are coalesced into `SendMessageBatch` calls by [`batch::Batcher`].
+//! requests are coalesced into `SendMessageBatch` calls by the crate's batcher ([`crate::batch`]);
+//! on shutdown [`SqsTarget::drain`] sends what it accepted before the process exits.
 
 pub mod batch;
 pub mod config;
@@ -18,16 +19,18 @@ use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use cloudevents::{AttributesReader, Data, Event};
 use futures::future::join_all;
 use http::StatusCode;
-use tokio::sync::{RwLock, mpsc, oneshot};
+use tokio::sync::{RwLock, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
 use crate::aws::{error_label, error_message, with_fresh_credentials};
+use crate::batch::{self as batching, Batcher};
 use crate::http::health::ReadyFlag;
 use crate::telemetry::Component;
-use batch::{Batcher, Pending};
+use batch::{Pending, Sends};
 use config::{COMPONENT, SqsTargetConfig};
 
 /// Used until the queue's `MaximumMessageSize` is known (and when reading it is not allowed).
@@ -147,18 +150,22 @@ impl Queue {
 
 pub struct SqsTarget {
     queue: Arc<Queue>,
-    batcher: mpsc::Sender<Pending>,
+    batcher: batching::Sender<Pending>,
+    /// The batcher's handle: its explicit drain.
+    batching: Batcher,
     /// The component's span (`start` runs in it), entered by request handling too.
     span: tracing::Span,
 }
 
 impl SqsTarget {
-    /// Builds the target and starts its batcher; readiness is raised once the queue URL is
+    /// Builds the target and starts its batcher (at most `max_calls` `SendMessageBatch` calls
+    /// in flight: `--max-concurrent-requests`); readiness is raised once the queue URL is
     /// known (retried in the background until then).
     pub async fn start(
         config: SqsTargetConfig,
         ready: ReadyFlag,
         shutdown: CancellationToken,
+        max_calls: usize,
     ) -> Result<Arc<SqsTarget>, super::StartError> {
         let component = Component::of(COMPONENT, &config.metadata);
         let credentials =
@@ -174,12 +181,8 @@ impl SqsTarget {
             url: RwLock::new(None),
             max_message_bytes: AtomicUsize::new(DEFAULT_MAX_MESSAGE_BYTES),
         });
-        let (batcher, receiver) = mpsc::channel(4096);
-        tokio::spawn(
-            Batcher::new(queue.clone(), receiver)
-                .run()
-                .in_current_span(),
-        );
+        let options = batch::options(&queue.config.metadata.name, max_calls);
+        let (batcher, batching) = Batcher::start(Sends(queue.clone()), options);
         let probe = queue.clone();
         tokio::spawn(
             async move {
@@ -196,6 +199,7 @@ impl SqsTarget {
         Ok(Arc::new(SqsTarget {
             queue,
             batcher,
+            batching,
             span: tracing::Span::current(),
         }))
     }
@@ -210,6 +214,12 @@ impl SqsTarget {
 
     pub fn arn(&self) -> String {
         self.queue.config.queue.to_string()
+    }
+
+    /// Stops accepting messages (a request from now on gets 503 "shutting down"), sends those
+    /// accepted, and waits for their calls; `false` if they did not return by `deadline`.
+    pub async fn drain(&self, deadline: Instant) -> bool {
+        self.batching.drain(deadline).await
     }
 
     /// Sends every event as one message; the batcher groups them with other requests'.
@@ -228,7 +238,7 @@ impl SqsTarget {
             }
             let (reply, answer) = oneshot::channel();
             self.batcher
-                .send(Pending { message, reply })
+                .submit(Pending { message, reply })
                 .await
                 .map_err(|_| TargetError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
             answer.await.unwrap_or_else(|_| {

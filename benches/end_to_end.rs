@@ -69,6 +69,27 @@ const CREDENTIALS_RATE: u64 = 2_000;
 const CREDENTIALS_PHASE: Duration = Duration::from_secs(8);
 const CREDENTIALS_WARMUP: Duration = Duration::from_secs(2);
 
+/// An `AWSSQSTarget` sending to the stand-in's `bench` queue, in its default configuration.
+const TARGET_MANIFEST: &str = "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: { name: bench }\nspec: { arn: \"arn:aws:sqs:us-east-1:123456789012:bench\" }\n";
+
+/// Single-event binary-mode CloudEvents for the SQS target at `url`, each with its own id.
+fn binary_event_requests(url: String) -> Arc<dyn Fn() -> Request<Full<Bytes>> + Send + Sync> {
+    let counter = AtomicU64::new(0);
+    Arc::new(move || {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        Request::post(url.as_str())
+            .header("ce-specversion", "1.0")
+            .header("ce-id", format!("e-{n}"))
+            .header("ce-source", "https://bench.example.com")
+            .header("ce-type", "com.example.bench")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"order":{"id":"o-1","total":12.5}}"#,
+            )))
+            .unwrap()
+    })
+}
+
 /// An `AWSS3Source` on the stand-in's `bench` queue delivering to the sink, with `POLLERS`
 /// pollers and `CONCURRENCY` messages in flight; `auth` is YAML appended to its `spec` (indented
 /// two spaces), or empty.
@@ -399,8 +420,7 @@ async fn bench_credentials(dir: &Path) -> Vec<(String, String)> {
 /// per event.
 async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
     let standin = start_standin(&["--discard-sent"]);
-    let manifest = "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: { name: bench }\nspec: { arn: \"arn:aws:sqs:us-east-1:123456789012:bench\" }\n";
-    let adapter = start_adapter(manifest, &standin.addr, dir);
+    let adapter = start_adapter(TARGET_MANIFEST, &standin.addr, dir);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let target_idle_rss = rss_parts(adapter.pid());
     let health = format!("http://{}/healthz", adapter.addr);
@@ -416,24 +436,7 @@ async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
     let before = standin_stats(&standin.addr).await;
     let (adapter_cpu, standin_cpu) = (adapter.cpu_secs(), standin.cpu_secs());
     let target = format!("http://{}/bench", adapter.addr);
-    let counter = Arc::new(AtomicU64::new(0));
-    let target_rate = load(
-        PHASE,
-        Arc::new(move || {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            Request::post(target.as_str())
-                .header("ce-specversion", "1.0")
-                .header("ce-id", format!("e-{n}"))
-                .header("ce-source", "https://bench.example.com")
-                .header("ce-type", "com.example.bench")
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(
-                    br#"{"order":{"id":"o-1","total":12.5}}"#,
-                )))
-                .unwrap()
-        }),
-    )
-    .await;
+    let target_rate = load(PHASE, binary_event_requests(target)).await;
     let (adapter_cpu, standin_cpu) = (
         adapter.cpu_secs() - adapter_cpu,
         standin.cpu_secs() - standin_cpu,

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo bench --bench end_to_end                       # prints the table of BENCHMARKS.md
-//! BENCH_ONLY=source|credentials|target cargo bench --bench end_to_end    # one part
+//! BENCH_ONLY=source|credentials|target|latency cargo bench --bench end_to_end    # one part
+//! BENCH_ONLY=latency BENCH_LATENCIES=0,20 cargo bench --bench end_to_end   # some latencies
 //! ```
 //!
 //! Pieces: the SQS stand-in (`examples/sqs_standin`, built here in release), a hyper sink in
@@ -25,11 +26,17 @@
 //!   `AssumeRole` calls during each phase show that the refreshes did happen;
 //! - SQS target: single-event requests at 64 connections against the same server's rate for a
 //!   trivial answer (`/healthz`); SQS requests per event; idle and peak RSS; CPU per event of the
-//!   adapter and of the stand-in.
+//!   adapter and of the stand-in;
+//! - latency (`end_to_end/latency.rs`): the source and the SQS target in their default
+//!   configuration with the stand-in answering 0, 5, 20 and 50 ms late (`--latency`), their
+//!   rates against the same run's 0 ms figure, SQS requests per event, latencies, peak RSS. About
+//!   two minutes, printed as its own tables.
 //!
 //! CPU is user + system time from `/proc/<pid>/stat`, in 10 ms clock ticks: per-event figures
 //! are averages over thousands of events.
 
+#[path = "end_to_end/latency.rs"]
+mod latency;
 #[path = "end_to_end/load.rs"]
 mod load;
 #[path = "end_to_end/processes.rs"]
@@ -112,7 +119,7 @@ async fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
-    // `BENCH_ONLY=source`, `credentials` or `target` runs one part (while tuning it).
+    // `BENCH_ONLY=source`, `credentials`, `target` or `latency` runs one part (while tuning it).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -125,10 +132,18 @@ async fn main() {
     if only.is_empty() || only == "target" {
         rows.extend(bench_sqs_target(dir.path()).await);
     }
-    println!("\n| measure | value |\n|---|---|");
-    for (name, value) in rows {
-        println!("| {name} | {value} |");
+    let latency = if only.is_empty() || only == "latency" {
+        latency::bench_latency(dir.path()).await
+    } else {
+        String::new()
+    };
+    if !rows.is_empty() {
+        println!("\n| measure | value |\n|---|---|");
+        for (name, value) in rows {
+            println!("| {name} | {value} |");
+        }
     }
+    print!("{latency}");
 }
 
 /// The idle source (empty queue) over `IDLE_WINDOW`, from 1 s after the adapter is ready (its

@@ -39,8 +39,10 @@
 //!   included, by that much plus `--jitter` (default `0`), drawn uniformly in `[0, jitter)` for
 //!   each answer: the latency is a floor, the mean is `latency + jitter / 2`. The delay comes after
 //!   the operation ran (a sent message is visible at once; a long poll returns as soon as a
-//!   message is visible, plus the delay), and each request sleeps on its own, so thousands of
-//!   concurrent calls overlap. The control endpoints below answer at once. See `latency.rs`.
+//!   message is visible, plus the delay), and each request waits on its own deadline, so
+//!   thousands of concurrent calls overlap. A thread of its own keeps the deadlines, within
+//!   ~0.3 ms (tokio's timer was up to 1.5 ms late). The control endpoints below answer at once.
+//!   See `latency.rs`.
 //! - Semantics: a received message stays hidden for its visibility timeout, then is delivered
 //!   again with `ApproximateReceiveCount` one higher; every receive gives a new receipt handle
 //!   and only the latest one deletes or changes the message (an older one, or one of a deleted
@@ -67,7 +69,8 @@
 //! `refreshMargin` below the stand-in's `--sts-expiry-secs`; STS goes to the same
 //! `AWS_ENDPOINT_URL`, and `/stats` `assume_role` counts the refreshes.
 //!
-//! One `Mutex` per queue, no background task, HTTP/1.1 keep-alive (and h2c) with hyper;
+//! One `Mutex` per queue, no background task (but the deadline thread with `--latency`), HTTP/1.1
+//! keep-alive (and h2c) with hyper;
 //! `--threads` (default 1) worker threads, to leave the machine's cores to what is measured.
 
 // A crate root looks for its modules beside itself: point at the example's own directory.

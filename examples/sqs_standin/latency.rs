@@ -6,11 +6,21 @@
 //! and the jitter only adds, so the mean delay is `latency + jitter / 2`. The wait comes after
 //! the operation ran, before the answer is written: a message sent is visible at once (as when
 //! the SQS front end has stored it and the answer is on its way), and a long poll returns as soon
-//! as a message is visible, plus the delay. Every request sleeps on its own timer, in its own
+//! as a message is visible, plus the delay. Every request waits on its own deadline, in its own
 //! connection's task: delays overlap, nothing is serialized (the client's connections are the
 //! only limit, as with real SQS).
+//!
+//! The deadlines are kept by one thread of their own (`Timer`), not by tokio's timer, because
+//! tokio's rounds every sleep up to the millisecond and wakes up to ~1.5 ms late: `--latency 5ms`
+//! answered in 6.4 ms. A thread waiting on a condition variable until the earliest deadline
+//! wakes within tens of microseconds.
 
-use std::time::Duration;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 /// The delay added to each SQS/STS answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,7 +43,101 @@ impl Latency {
     pub async fn wait(&self) {
         let delay = self.sample();
         if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+            Timer::get().sleep(delay).await;
+        }
+    }
+}
+
+/// A deadline waiting in the `Timer`: ordered by its time, then by its arrival.
+struct Deadline {
+    at: Instant,
+    sequence: u64,
+    wake: oneshot::Sender<()>,
+}
+
+impl PartialEq for Deadline {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.sequence) == (other.at, other.sequence)
+    }
+}
+
+impl Eq for Deadline {}
+
+impl PartialOrd for Deadline {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Deadline {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.sequence).cmp(&(other.at, other.sequence))
+    }
+}
+
+/// Wakes each waiter at its deadline: a heap of deadlines and one thread (started at the first
+/// use, one per process) that sleeps until the earliest.
+struct Timer {
+    /// The deadlines, earliest on top, and the next sequence number.
+    state: Mutex<(BinaryHeap<Reverse<Deadline>>, u64)>,
+    changed: Condvar,
+}
+
+impl Timer {
+    fn get() -> &'static Timer {
+        static TIMER: OnceLock<&'static Timer> = OnceLock::new();
+        TIMER.get_or_init(|| {
+            let timer: &'static Timer = Box::leak(Box::new(Timer {
+                state: Mutex::new((BinaryHeap::new(), 0)),
+                changed: Condvar::new(),
+            }));
+            std::thread::Builder::new()
+                .name("latency-timer".into())
+                .spawn(move || timer.run())
+                .expect("start the latency timer thread");
+            timer
+        })
+    }
+
+    async fn sleep(&self, delay: Duration) {
+        let (wake, woken) = oneshot::channel();
+        let at = Instant::now() + delay;
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let (heap, sequence) = &mut *state;
+            let earliest = heap.peek().is_none_or(|Reverse(first)| at < first.at);
+            heap.push(Reverse(Deadline {
+                at,
+                sequence: *sequence,
+                wake,
+            }));
+            *sequence += 1;
+            if earliest {
+                self.changed.notify_one();
+            }
+        }
+        let _ = woken.await;
+    }
+
+    fn run(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = Instant::now();
+            while state.0.peek().is_some_and(|Reverse(first)| first.at <= now) {
+                if let Some(Reverse(due)) = state.0.pop() {
+                    let _ = due.wake.send(());
+                }
+            }
+            state = match state.0.peek() {
+                Some(Reverse(first)) => {
+                    let left = first.at - now;
+                    self.changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
+            };
         }
     }
 }
@@ -98,5 +202,23 @@ mod tests {
             jitter: Duration::ZERO,
         };
         assert_eq!(fixed.sample(), ms(7));
+    }
+
+    #[tokio::test]
+    async fn the_timer_wakes_each_at_its_deadline() {
+        // Registered out of order, all at once: each wakes no sooner than asked, and together
+        // they take about the longest, not the sum.
+        let ms = Duration::from_millis;
+        let started = Instant::now();
+        let sleeps = [30, 5, 20, 5, 1, 12].map(|n| async move {
+            let started = Instant::now();
+            Timer::get().sleep(ms(n)).await;
+            (ms(n), started.elapsed())
+        });
+        for (asked, took) in futures::future::join_all(sleeps).await {
+            assert!(took >= asked, "{took:?} for {asked:?}");
+        }
+        let all = started.elapsed();
+        assert!(all >= ms(30) && all < ms(60), "{all:?}");
     }
 }

@@ -70,8 +70,8 @@
 //! `AWS_ENDPOINT_URL`, and `/stats` `assume_role` counts the refreshes.
 //!
 //! One `Mutex` per queue, no background task (but the deadline thread with `--latency`), HTTP/1.1
-//! keep-alive (and h2c) with hyper;
-//! `--threads` (default 1) worker threads, to leave the machine's cores to what is measured.
+//! keep-alive (and h2c) with hyper; `--threads` (default 1) worker threads, to leave the
+//! machine's cores to what is measured.
 
 // A crate root looks for its modules beside itself: point at the example's own directory.
 #[path = "sqs_standin/latency.rs"]

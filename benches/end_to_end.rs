@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Pieces: the SQS stand-in (`examples/sqs_standin`, built here in release), a hyper sink in
-//! this process, and `aws-event-adapter` as a child process, as a user runs it. About two and a
-//! half minutes in all, most of it the idle window and the credentials phases.
+//! this process, and `aws-event-adapter` as a child process, as a user runs it. About four and a
+//! half minutes in all: two and a half for the CPU-bound parts (most of it the idle window and
+//! the credentials phases), two for the latency tables.
 //!
 //! - source: events/s through the adapter, against a plain hyper client POSTing the same
 //!   events to the same sink at the same concurrency, measured before and after the adapter's
@@ -29,8 +30,8 @@
 //!   adapter and of the stand-in;
 //! - latency (`end_to_end/latency.rs`): the source and the SQS target in their default
 //!   configuration with the stand-in answering 0, 5, 20 and 50 ms late (`--latency`), their
-//!   rates against the same run's 0 ms figure, SQS requests per event, latencies, peak RSS. About
-//!   two minutes, printed as its own tables.
+//!   rates against the same run's 0 ms runs, SQS requests per event, latencies, peak RSS. About
+//!   two minutes, printed as tables of their own.
 //!
 //! CPU is user + system time from `/proc/<pid>/stat`, in 10 ms clock ticks: per-event figures
 //! are averages over thousands of events.

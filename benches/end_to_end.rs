@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! cargo bench --bench end_to_end                       # prints the table of BENCHMARKS.md
-//! BENCH_ONLY=source|credentials|target cargo bench --bench end_to_end    # one part
+//! BENCH_ONLY=source|credentials|target|latency cargo bench --bench end_to_end    # one part
+//! BENCH_ONLY=latency BENCH_LATENCIES=0,20 cargo bench --bench end_to_end   # some latencies
 //! ```
 //!
 //! Pieces: the SQS stand-in (`examples/sqs_standin`, built here in release), a hyper sink in
-//! this process, and `aws-event-adapter` as a child process, as a user runs it. About two and a
-//! half minutes in all, most of it the idle window and the credentials phases.
+//! this process, and `aws-event-adapter` as a child process, as a user runs it. About four and a
+//! half minutes in all: two and a half for the CPU-bound parts (most of it the idle window and
+//! the credentials phases), two for the latency tables.
 //!
 //! - source: events/s through the adapter, against a plain hyper client POSTing the same
 //!   events to the same sink at the same concurrency, measured before and after the adapter's
@@ -25,11 +27,17 @@
 //!   `AssumeRole` calls during each phase show that the refreshes did happen;
 //! - SQS target: single-event requests at 64 connections against the same server's rate for a
 //!   trivial answer (`/healthz`); SQS requests per event; idle and peak RSS; CPU per event of the
-//!   adapter and of the stand-in.
+//!   adapter and of the stand-in;
+//! - latency (`end_to_end/latency.rs`): the source and the SQS target in their default
+//!   configuration with the stand-in answering 0, 5, 20 and 50 ms late (`--latency`), their
+//!   rates against the same run's 0 ms runs, SQS requests per event, latencies, peak RSS. About
+//!   two minutes, printed as tables of their own.
 //!
 //! CPU is user + system time from `/proc/<pid>/stat`, in 10 ms clock ticks: per-event figures
 //! are averages over thousands of events.
 
+#[path = "end_to_end/latency.rs"]
+mod latency;
 #[path = "end_to_end/load.rs"]
 mod load;
 #[path = "end_to_end/processes.rs"]
@@ -69,6 +77,27 @@ const CREDENTIALS_RATE: u64 = 2_000;
 const CREDENTIALS_PHASE: Duration = Duration::from_secs(8);
 const CREDENTIALS_WARMUP: Duration = Duration::from_secs(2);
 
+/// An `AWSSQSTarget` sending to the stand-in's `bench` queue, in its default configuration.
+const TARGET_MANIFEST: &str = "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: { name: bench }\nspec: { arn: \"arn:aws:sqs:us-east-1:123456789012:bench\" }\n";
+
+/// Single-event binary-mode CloudEvents for the SQS target at `url`, each with its own id.
+fn binary_event_requests(url: String) -> Arc<dyn Fn() -> Request<Full<Bytes>> + Send + Sync> {
+    let counter = AtomicU64::new(0);
+    Arc::new(move || {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        Request::post(url.as_str())
+            .header("ce-specversion", "1.0")
+            .header("ce-id", format!("e-{n}"))
+            .header("ce-source", "https://bench.example.com")
+            .header("ce-type", "com.example.bench")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"order":{"id":"o-1","total":12.5}}"#,
+            )))
+            .unwrap()
+    })
+}
+
 /// An `AWSS3Source` on the stand-in's `bench` queue delivering to the sink, with `POLLERS`
 /// pollers and `CONCURRENCY` messages in flight; `auth` is YAML appended to its `spec` (indented
 /// two spaces), or empty.
@@ -91,7 +120,7 @@ async fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
-    // `BENCH_ONLY=source`, `credentials` or `target` runs one part (while tuning it).
+    // `BENCH_ONLY=source`, `credentials`, `target` or `latency` runs one part (while tuning it).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let mut rows: Vec<(String, String)> = Vec::new();
@@ -104,10 +133,18 @@ async fn main() {
     if only.is_empty() || only == "target" {
         rows.extend(bench_sqs_target(dir.path()).await);
     }
-    println!("\n| measure | value |\n|---|---|");
-    for (name, value) in rows {
-        println!("| {name} | {value} |");
+    let latency = if only.is_empty() || only == "latency" {
+        latency::bench_latency(dir.path()).await
+    } else {
+        String::new()
+    };
+    if !rows.is_empty() {
+        println!("\n| measure | value |\n|---|---|");
+        for (name, value) in rows {
+            println!("| {name} | {value} |");
+        }
     }
+    print!("{latency}");
 }
 
 /// The idle source (empty queue) over `IDLE_WINDOW`, from 1 s after the adapter is ready (its
@@ -399,8 +436,7 @@ async fn bench_credentials(dir: &Path) -> Vec<(String, String)> {
 /// per event.
 async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
     let standin = start_standin(&["--discard-sent"]);
-    let manifest = "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: { name: bench }\nspec: { arn: \"arn:aws:sqs:us-east-1:123456789012:bench\" }\n";
-    let adapter = start_adapter(manifest, &standin.addr, dir);
+    let adapter = start_adapter(TARGET_MANIFEST, &standin.addr, dir);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let target_idle_rss = rss_parts(adapter.pid());
     let health = format!("http://{}/healthz", adapter.addr);
@@ -416,24 +452,7 @@ async fn bench_sqs_target(dir: &Path) -> Vec<(String, String)> {
     let before = standin_stats(&standin.addr).await;
     let (adapter_cpu, standin_cpu) = (adapter.cpu_secs(), standin.cpu_secs());
     let target = format!("http://{}/bench", adapter.addr);
-    let counter = Arc::new(AtomicU64::new(0));
-    let target_rate = load(
-        PHASE,
-        Arc::new(move || {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            Request::post(target.as_str())
-                .header("ce-specversion", "1.0")
-                .header("ce-id", format!("e-{n}"))
-                .header("ce-source", "https://bench.example.com")
-                .header("ce-type", "com.example.bench")
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(
-                    br#"{"order":{"id":"o-1","total":12.5}}"#,
-                )))
-                .unwrap()
-        }),
-    )
-    .await;
+    let target_rate = load(PHASE, binary_event_requests(target)).await;
     let (adapter_cpu, standin_cpu) = (
         adapter.cpu_secs() - adapter_cpu,
         standin.cpu_secs() - standin_cpu,

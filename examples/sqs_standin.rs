@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! cargo run --release --example sqs_standin -- \
-//!     --addr 127.0.0.1:0 --queue bench --preload 100000 [--records-per-message 1]
+//!     --addr 127.0.0.1:0 --queue bench --preload 100000 [--records-per-message 1] \
+//!     [--latency 20ms --jitter 5ms]
 //! listening on http://127.0.0.1:41234     <- first line on stdout, flushed once preloaded
 //! ```
 //!
@@ -34,6 +35,14 @@
 //!   seconds. A missing `RoleArn`/`RoleSessionName` (`MissingParameter`) or another `Action`
 //!   (`InvalidAction`) gets STS's error shape: HTTP 400, `<ErrorResponse><Error><Type>Sender`
 //!   `</Type><Code>...</Code><Message>...</Message></Error><RequestId>...`. No other STS call.
+//! - `--latency 20ms` (`us`, `ms`, `s`; default `0`) delays every SQS and STS answer, errors
+//!   included, by that much plus `--jitter` (default `0`), drawn uniformly in `[0, jitter)` for
+//!   each answer: the latency is a floor, the mean is `latency + jitter / 2`. The delay comes after
+//!   the operation ran (a sent message is visible at once; a long poll returns as soon as a
+//!   message is visible, plus the delay), and each request waits on its own deadline, so
+//!   thousands of concurrent calls overlap. A thread of its own keeps the deadlines, within
+//!   ~0.3 ms (tokio's timer was up to 1.5 ms late). The control endpoints below answer at once.
+//!   See `latency.rs`.
 //! - Semantics: a received message stays hidden for its visibility timeout, then is delivered
 //!   again with `ApproximateReceiveCount` one higher; every receive gives a new receipt handle
 //!   and only the latest one deletes or changes the message (an older one, or one of a deleted
@@ -60,10 +69,13 @@
 //! `refreshMargin` below the stand-in's `--sts-expiry-secs`; STS goes to the same
 //! `AWS_ENDPOINT_URL`, and `/stats` `assume_role` counts the refreshes.
 //!
-//! One `Mutex` per queue, no background task, HTTP/1.1 keep-alive (and h2c) with hyper;
-//! `--threads` (default 1) worker threads, to leave the machine's cores to what is measured.
+//! One `Mutex` per queue, no background task (but the deadline thread with `--latency`), HTTP/1.1
+//! keep-alive (and h2c) with hyper; `--threads` (default 1) worker threads, to leave the
+//! machine's cores to what is measured.
 
 // A crate root looks for its modules beside itself: point at the example's own directory.
+#[path = "sqs_standin/latency.rs"]
+mod latency;
 #[path = "sqs_standin/notifications.rs"]
 mod notifications;
 #[path = "sqs_standin/protocol/mod.rs"]
@@ -92,6 +104,7 @@ use hyper_util::server::conn::auto;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use latency::{Latency, parse_duration};
 use notifications::Generator;
 use protocol::{Op, SqsError};
 use queue::{Queue, Settings};
@@ -139,6 +152,12 @@ pub struct Args {
     /// DurationSeconds asks): a few seconds make the adapter refresh them that often.
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u32).range(1..))]
     pub sts_expiry_secs: u32,
+    /// Delay of every SQS and STS answer, a simulated round trip (e.g. 20ms; `0` for none).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub latency: std::time::Duration,
+    /// Added to `--latency`, uniformly in [0, jitter) for each answer (e.g. 5ms).
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub jitter: std::time::Duration,
 }
 
 /// Everything the server shares between connections.
@@ -156,6 +175,8 @@ pub struct App {
     pub records_per_message: usize,
     /// STS AssumeRole (counted apart from the SQS requests).
     pub sts: sts::Sts,
+    /// The delay of each SQS and STS answer.
+    pub latency: Latency,
 }
 
 impl App {
@@ -176,6 +197,10 @@ impl App {
             generator: Generator::new(&args.bucket, &args.region),
             records_per_message: usize::from(args.records_per_message),
             sts: sts::Sts::new(args.sts_expiry_secs),
+            latency: Latency {
+                base: args.latency,
+                jitter: args.jitter,
+            },
         };
         for name in &args.queues {
             app.create_queue(name, app.defaults);
@@ -333,13 +358,18 @@ async fn handle(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .map(Op::from_target);
+    // SQS and STS answers (errors too) wait out the simulated round trip, each on its own timer.
     if let Some(op) = target
         && request.method() == Method::POST
     {
-        return Ok(sqs(&app, op, request).await);
+        let response = sqs(&app, op, request).await;
+        app.latency.wait().await;
+        return Ok(response);
     }
     if sts::is_query(&request) {
-        return Ok(sts::call(&app, request).await);
+        let response = sts::call(&app, request).await;
+        app.latency.wait().await;
+        return Ok(response);
     }
     let path = request.uri().path();
     Ok(match (request.method(), path) {

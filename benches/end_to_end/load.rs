@@ -103,6 +103,59 @@ pub async fn load(
     ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// What `timed_load` measured over its window (after the warm-up).
+pub struct Timed {
+    /// Successful requests per second that completed within the window.
+    pub rate: f64,
+    /// Latencies (ms, sorted) of the successful requests that completed within the window.
+    pub latencies_ms: Vec<f64>,
+}
+
+/// `concurrency` loops sending `make()` for `warmup + window`, each on its own connection; only
+/// the requests that complete within the window (after the warm-up) are counted and timed.
+pub async fn timed_load(
+    concurrency: usize,
+    warmup: Duration,
+    window: Duration,
+    make: Arc<dyn Fn() -> Request<Full<Bytes>> + Send + Sync>,
+) -> Timed {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(concurrency)
+        .build_http();
+    let from = Instant::now() + warmup;
+    let until = from + window;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, make) = (client.clone(), make.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < until {
+                    let sent = Instant::now();
+                    let Ok(response) = client.request(make()).await else {
+                        continue;
+                    };
+                    let success = response.status().is_success();
+                    let _ = response.into_body().collect().await;
+                    let done = Instant::now();
+                    if success && done >= from && done < until {
+                        latencies.push((done - sent).as_secs_f64() * 1000.0);
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies_ms = Vec::new();
+    for worker in workers {
+        latencies_ms.extend(worker.await.unwrap_or_default());
+    }
+    latencies_ms.sort_by(f64::total_cmp);
+    Timed {
+        rate: latencies_ms.len() as f64 / window.as_secs_f64(),
+        latencies_ms,
+    }
+}
+
 fn sample_event() -> OutEvent {
     let record = br#"{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-28T12:34:56.789Z","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"bench","arn":"arn:aws:s3:::bench"},"object":{"key":"photos/2026/red+flower.jpg","size":1024,"eTag":"d41d8cd98f00b204e9800998ecf8427e"}}}"#;
     OutEvent {
@@ -117,7 +170,7 @@ fn sample_event() -> OutEvent {
     }
 }
 
-fn http_client() -> Client<HttpConnector, Empty<Bytes>> {
+pub fn http_client() -> Client<HttpConnector, Empty<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
@@ -129,6 +182,21 @@ async fn get_json(url: &str) -> serde_json::Value {
 /// The stand-in's `GET /stats`.
 pub async fn standin_stats(standin: &str) -> serde_json::Value {
     get_json(&format!("{standin}/stats")).await
+}
+
+/// A POST answered with JSON (the stand-in's `/preload`).
+pub async fn post_json(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    url: &str,
+) -> serde_json::Value {
+    let request = Request::post(url).body(Empty::new()).unwrap();
+    let response = client.request(request).await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "POST {url}: {}",
+        response.status()
+    );
+    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
 }
 
 pub async fn post(url: &str) {

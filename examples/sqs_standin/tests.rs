@@ -606,3 +606,6 @@ async fn discard_sent_keeps_nothing() {
         (Some(1), Some(3))
     );
 }
+
+#[path = "tests/latency.rs"]
+mod latency;

@@ -253,8 +253,11 @@ const RECEIVE_BACKOFF: Backoff = Backoff::fixed(
     Duration::from_secs(30),
 );
 
-/// The most concurrent long polls an adaptive source runs.
-const MAX_POLLERS: usize = 64;
+/// The most concurrent long polls an adaptive source runs: 16 × 10 messages per 20 ms round
+/// trip is 8,000 events/s, this machine's CPU limit. A ceiling of 64 was measured to halve the
+/// CPU-bound rate (partial receives and poller churn, BENCHMARKS.md); 16 costs throughput above
+/// ~3,200 events/s at 50 ms latency (pin `receive.pollers` higher there).
+const MAX_POLLERS: usize = 16;
 
 /// What every poller of a source shares.
 struct PollShared {

@@ -187,12 +187,15 @@ pub async fn run(
     // The targets stop accepting events (503 "shutting down") and finish those they accepted
     // — the SQS target's batched sends — before the process exits.
     for target in &drains {
-        if !target.drain(deadline).await {
-            tracing::warn!(
-                target = target.name(),
-                "accepted events not sent within the grace period"
-            );
+        // In the target's span: the warning names the target (a `target` field would clash
+        // with the log line's own `target`, the Rust module).
+        async {
+            if !target.drain(deadline).await {
+                tracing::warn!("accepted events not sent within the grace period");
+            }
         }
+        .instrument(target.span().clone())
+        .await;
     }
     for mut server in [http_server, metrics_server] {
         if tokio::time::timeout_at(deadline, &mut server)

@@ -243,13 +243,22 @@ impl Target {
         }
     }
 
+    /// The target's span: what runs in it is logged with the target's kind and name.
+    pub fn span(&self) -> &tracing::Span {
+        match self {
+            Target::Sqs(t) => t.span(),
+            Target::S3(t) => t.span(),
+        }
+    }
+
     /// Writes the events of one request; one outcome per event, in order. Runs in the
     /// target's span, so what it logs names the target.
     pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
         use tracing::Instrument;
+        let span = self.span().clone();
         match self {
-            Target::Sqs(t) => t.write(events).instrument(t.span().clone()).await,
-            Target::S3(t) => t.write(events).instrument(t.span().clone()).await,
+            Target::Sqs(t) => t.write(events).instrument(span).await,
+            Target::S3(t) => t.write(events).instrument(span).await,
         }
     }
 }

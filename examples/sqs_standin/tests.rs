@@ -57,6 +57,20 @@ async fn url(sqs: &Client, name: &str) -> String {
         .unwrap()
 }
 
+/// `SendMessage` of one body, which must succeed.
+async fn send(
+    sqs: &Client,
+    url: &str,
+    body: impl Into<String>,
+) -> aws_sdk_sqs::operation::send_message::SendMessageOutput {
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn source_cycle_with_the_sdk() {
     let (addr, _app) = standin(&["--queue", "uploads", "--preload", "25"]).await;
@@ -212,12 +226,7 @@ async fn visibility_and_long_polling() {
     let (addr, _app) = standin(&["--queue", "q", "--queue", "other"]).await;
     let sqs = client(addr);
     let url = url(&sqs, "q").await;
-    sqs.send_message()
-        .queue_url(&url)
-        .message_body("one")
-        .send()
-        .await
-        .unwrap();
+    send(&sqs, &url, "one").await;
 
     // Received with a 1 s visibility timeout: hidden, then back with a count of 2 and a
     // new receipt handle; the first handle is then stale.
@@ -588,13 +597,7 @@ async fn discard_sent_keeps_nothing() {
     let (addr, app) = standin(&["--queue", "q", "--discard-sent", "--preload", "3"]).await;
     let sqs = client(addr);
     let url = url(&sqs, "q").await;
-    let sent = sqs
-        .send_message()
-        .queue_url(&url)
-        .message_body("hello")
-        .send()
-        .await
-        .unwrap();
+    let sent = send(&sqs, &url, "hello").await;
     assert_eq!(
         sent.md5_of_message_body(),
         Some("5d41402abc4b2a76b9719d911017c592")

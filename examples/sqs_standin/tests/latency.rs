@@ -18,12 +18,7 @@ async fn every_answer_waits_the_latency() {
 
     for _ in 0..3 {
         let started = Instant::now();
-        sqs.send_message()
-            .queue_url(&url)
-            .message_body("one")
-            .send()
-            .await
-            .unwrap();
+        send(&sqs, &url, "one").await;
         let took = started.elapsed();
         assert!(took >= LATENCY && took < LATENCY * 4, "{took:?}");
     }
@@ -60,12 +55,7 @@ async fn jitter_adds_to_the_latency() {
     let mut took = Vec::new();
     for _ in 0..10 {
         let started = Instant::now();
-        sqs.send_message()
-            .queue_url(&url)
-            .message_body("one")
-            .send()
-            .await
-            .unwrap();
+        send(&sqs, &url, "one").await;
         took.push(started.elapsed());
     }
     let ms = Duration::from_millis;
@@ -96,12 +86,7 @@ async fn a_long_poll_returns_a_latency_after_the_message() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = Instant::now();
-    sqs.send_message()
-        .queue_url(&url)
-        .message_body("late")
-        .send()
-        .await
-        .unwrap();
+    send(&sqs, &url, "late").await;
     let (returned, got) = waiting.await.unwrap();
     assert_eq!(got, 1);
     // Visible once the send is served; then the receive's own answer takes the latency.
@@ -124,12 +109,7 @@ async fn concurrent_calls_overlap() {
             let (sqs, url) = (sqs.clone(), url.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
-                sqs.send_message()
-                    .queue_url(&url)
-                    .message_body(format!("m-{i}"))
-                    .send()
-                    .await
-                    .unwrap();
+                send(&sqs, &url, format!("m-{i}")).await;
                 started.elapsed()
             })
         })

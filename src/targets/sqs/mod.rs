@@ -237,16 +237,14 @@ impl SqsTarget {
                 ));
             }
             let (reply, answer) = oneshot::channel();
+            // Refused after the drain began, or dropped unanswered by a stopped batcher.
+            let shutting_down =
+                || TargetError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
             self.batcher
                 .submit(Pending { message, reply })
                 .await
-                .map_err(|_| TargetError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
-            answer.await.unwrap_or_else(|_| {
-                Err(TargetError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "shutting down",
-                ))
-            })
+                .map_err(|_| shutting_down())?;
+            answer.await.unwrap_or_else(|_| Err(shutting_down()))
         });
         join_all(sends).await
     }

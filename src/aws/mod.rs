@@ -151,6 +151,11 @@ where
     }
 }
 
+/// Whether a bounded error label ([`error_label`]) says AWS asked the caller to slow down.
+pub fn is_throttling(label: &str) -> bool {
+    label.contains("Throttl") || label == "http_429"
+}
+
 /// Whether AWS refused the call for lack of permission (HTTP 403 when the body has no code).
 pub fn is_access_denied<E: ProvideErrorMetadata, R: HttpStatus>(err: &SdkError<E, R>) -> bool {
     match err {

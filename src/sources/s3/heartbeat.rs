@@ -217,7 +217,8 @@ pub async fn run(
                     let sent_at = Instant::now();
                     let ok = queue
                         .change_visibility_batch(&changes, "ChangeMessageVisibilityBatch")
-                        .await;
+                        .await
+                        .unwrap_or_default();
                     queue.telemetry().visibility_extended(ok.len());
                     registry.extension_done(chunk, &ok, sent_at + visibility);
                     drop(slot);

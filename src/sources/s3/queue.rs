@@ -19,8 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::telemetry::SourceTelemetry;
 use crate::aws::arn::QueueArn;
 use crate::aws::credentials::Refreshing;
-use crate::aws::{error_label, error_message, is_access_denied, with_fresh_credentials};
+use crate::aws::{
+    error_label, error_message, is_access_denied, is_throttling, with_fresh_credentials,
+};
 use crate::backoff::{Backoff, Curve, Retry};
+use crate::batch::Flushed;
 
 /// SQS batch calls take at most ten entries.
 pub const MAX_BATCH: usize = 10;
@@ -138,8 +141,10 @@ impl Queue {
     }
 
     /// Deletes up to ten messages in one call; entries that fail are reported one by one (their
-    /// messages come back after the visibility timeout: a duplicate, never a loss).
-    pub async fn delete_batch(&self, receipts: &[Receipt]) {
+    /// messages come back after the visibility timeout: a duplicate, never a loss). Returns what
+    /// the attempts say about SQS's capacity: `Throttled` if any was throttled, `Failed` if any
+    /// failed otherwise (a refusal for lack of permission says nothing about capacity).
+    pub async fn delete_batch(&self, receipts: &[Receipt]) -> Flushed {
         let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
             .iter()
             .enumerate()
@@ -152,6 +157,7 @@ impl Queue {
             })
             .collect();
         let mut attempt = 0;
+        let mut feedback = Flushed::Done;
         let output = loop {
             let result = with_fresh_credentials(&self.credentials, || {
                 self.settle_client
@@ -165,13 +171,15 @@ impl Queue {
                 Ok(output) => break output,
                 Err(err) => {
                     let (code, message) = (error_label(&err), error_message(&err));
+                    let denied = is_access_denied(&err);
+                    feedback = worse(feedback, &code, denied);
                     attempt += 1;
-                    if attempt >= DELETE_ATTEMPTS || is_access_denied(&err) {
+                    if attempt >= DELETE_ATTEMPTS || denied {
                         for receipt in receipts {
                             self.telemetry
                                 .delete_failed(&receipt.message_id, &code, &message);
                         }
-                        return;
+                        return feedback;
                     }
                     self.telemetry
                         .sqs_error("DeleteMessageBatch", &code, &message);
@@ -188,18 +196,20 @@ impl Queue {
                 failed.message.as_deref().unwrap_or(""),
             );
         }
+        feedback
     }
 
     /// Sets the visibility timeout of up to ten messages (each its own value). Returns the
-    /// indices (in `changes`) of the changes that succeeded; none when visibility changes are
-    /// off.
+    /// indices (in `changes`) of the changes that succeeded (none when visibility changes are
+    /// off), or, when the call itself failed (reported here), what that says about SQS's
+    /// capacity.
     pub async fn change_visibility_batch(
         &self,
         changes: &[(Receipt, Duration)],
         operation: &'static str,
-    ) -> Vec<usize> {
+    ) -> Result<Vec<usize>, Flushed> {
         if !self.visibility_allowed() || changes.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = changes
             .iter()
@@ -232,25 +242,35 @@ impl Queue {
                         "visibility change refused for one message"
                     );
                 }
-                output
+                Ok(output
                     .successful
                     .iter()
                     .filter_map(|ok| ok.id.parse().ok())
-                    .collect()
+                    .collect())
             }
             Err(err) if is_access_denied(&err) => {
                 if self.visibility_allowed.swap(false, Ordering::Relaxed) {
                     self.telemetry
                         .feature_disabled("visibility_changes", "sqs:ChangeMessageVisibility");
                 }
-                Vec::new()
+                Ok(Vec::new())
             }
             Err(err) => {
+                let code = error_label(&err);
                 self.telemetry
-                    .sqs_error(operation, &error_label(&err), &error_message(&err));
-                Vec::new()
+                    .sqs_error(operation, &code, &error_message(&err));
+                Err(worse(Flushed::Done, &code, false))
             }
         }
+    }
+}
+
+/// The worse of `so_far` and what an error with `code` says about SQS's capacity.
+fn worse(so_far: Flushed, code: &str, denied: bool) -> Flushed {
+    match (so_far, denied) {
+        (Flushed::Throttled, _) | (_, true) => so_far,
+        _ if is_throttling(code) => Flushed::Throttled,
+        _ => Flushed::Failed,
     }
 }
 
@@ -270,4 +290,40 @@ where
 pub fn visibility_seconds(duration: Duration) -> i32 {
     let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     seconds.min(43_200) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_outweighs_failures_and_denials_say_nothing() {
+        assert_eq!(worse(Flushed::Done, "timeout", false), Flushed::Failed);
+        assert_eq!(
+            worse(Flushed::Done, "RequestThrottled", false),
+            Flushed::Throttled
+        );
+        assert_eq!(worse(Flushed::Done, "http_429", false), Flushed::Throttled);
+        assert_eq!(
+            worse(Flushed::Failed, "ThrottlingException", false),
+            Flushed::Throttled
+        );
+        assert_eq!(
+            worse(Flushed::Throttled, "network", false),
+            Flushed::Throttled
+        );
+        assert_eq!(worse(Flushed::Done, "AccessDenied", true), Flushed::Done);
+        assert_eq!(
+            worse(Flushed::Failed, "AccessDenied", true),
+            Flushed::Failed
+        );
+    }
+
+    #[test]
+    fn visibility_is_whole_seconds_within_sqs_range() {
+        assert_eq!(visibility_seconds(Duration::ZERO), 0);
+        assert_eq!(visibility_seconds(Duration::from_millis(1_001)), 2);
+        assert_eq!(visibility_seconds(Duration::from_secs(30)), 30);
+        assert_eq!(visibility_seconds(Duration::from_secs(100_000)), 43_200);
+    }
 }

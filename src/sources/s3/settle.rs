@@ -139,11 +139,11 @@ impl Flush for Deletes {
 
     async fn flush(&self, batch: Vec<Self::Item>) -> Flushed {
         let (receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) = batch.into_iter().unzip();
-        self.0.delete_batch(&receipts).await;
+        // `delete_batch` retries and reports failures itself; throttling on the way halves
+        // the calls in flight.
+        let flushed = self.0.delete_batch(&receipts).await;
         drop(guards); // only now may the heartbeat forget these messages
-        // `delete_batch` retries and reports failures itself, and does not say whether SQS
-        // throttled: the controller learns from the time its calls take.
-        Flushed::Done
+        flushed
     }
 }
 
@@ -162,9 +162,13 @@ impl Flush for Releases {
         self.in_flight
             .wait_for_extensions(batch.iter().map(|(receipt, _)| receipt))
             .await;
-        self.queue
+        match self
+            .queue
             .change_visibility_batch(&batch, "ChangeMessageVisibilityBatch")
-            .await;
-        Flushed::Done
+            .await
+        {
+            Ok(_) => Flushed::Done,
+            Err(flushed) => flushed,
+        }
     }
 }

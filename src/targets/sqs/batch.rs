@@ -75,7 +75,7 @@ fn feedback(error: &TargetError) -> Flushed {
         return Flushed::Done;
     }
     match error.code.as_deref() {
-        Some(code) if code.contains("Throttl") || code == "RequestThrottled" => Flushed::Throttled,
+        Some(code) if crate::aws::is_throttling(code) => Flushed::Throttled,
         _ => Flushed::Failed,
     }
 }

@@ -1,8 +1,9 @@
-//! A TCP proxy a test can cut and restore, and that can reset connections at random (the fault
-//! scenarios put it between the adapter and its sink, or between the adapter and moto).
+//! A TCP proxy a test can cut and restore, that can reset connections at random, and that can
+//! delay every answer (the fault scenarios put it between the adapter and its sink, or between
+//! the adapter and moto).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub struct TcpProxy {
     upstream: SocketAddr,
     reset_per_mille: Arc<AtomicU32>,
     resets: Arc<AtomicUsize>,
+    /// Milliseconds each chunk from the upstream waits before it goes to the client.
+    delay_ms: Arc<AtomicU64>,
     live: Mutex<Option<CancellationToken>>,
 }
 
@@ -31,6 +34,7 @@ impl TcpProxy {
             upstream,
             reset_per_mille: Arc::new(AtomicU32::new(0)),
             resets: Arc::new(AtomicUsize::new(0)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
             live: Mutex::new(None),
         };
         proxy.serve(listener);
@@ -40,10 +44,11 @@ impl TcpProxy {
     fn serve(&self, listener: TcpListener) {
         let token = CancellationToken::new();
         *self.live.lock().unwrap() = Some(token.clone());
-        let (upstream, reset, resets) = (
+        let (upstream, reset, resets, delay) = (
             self.upstream,
             self.reset_per_mille.clone(),
             self.resets.clone(),
+            self.delay_ms.clone(),
         );
         tokio::spawn(async move {
             loop {
@@ -61,6 +66,7 @@ impl TcpProxy {
                     token.clone(),
                     reset.clone(),
                     resets.clone(),
+                    delay.clone(),
                 ));
             }
         });
@@ -73,6 +79,12 @@ impl TcpProxy {
     /// Resets this share (per mille) of the requests from now on.
     pub fn set_reset_rate(&self, per_mille: u32) {
         self.reset_per_mille.store(per_mille, Ordering::SeqCst);
+    }
+
+    /// Delays every answer of the upstream by `delay` from now on (a slow service).
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn resets(&self) -> usize {
@@ -121,6 +133,7 @@ async fn relay(
     cut: CancellationToken,
     reset_per_mille: Arc<AtomicU32>,
     resets: Arc<AtomicUsize>,
+    delay_ms: Arc<AtomicU64>,
 ) {
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         let _ = client.set_zero_linger();
@@ -150,6 +163,10 @@ async fn relay(
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
                     request_starts = true;
+                    let delay = delay_ms.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
                     if client.write_all(&down[..n]).await.is_err() {
                         return;
                     }

@@ -1,8 +1,10 @@
 //! The SQS target end to end: binary and structured events from the Python SDK, batches of
 //! 25 in at most 3 `SendMessageBatch` calls, concurrent requests coalesced into batches, FIFO
-//! groups and deduplication, and a FIFO target without a group refused by `validate`.
+//! groups and deduplication, a FIFO target without a group refused by `validate`, and SIGTERM
+//! finishing the requests already accepted.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use http::StatusCode;
@@ -516,5 +518,68 @@ fn a_fifo_target_without_a_message_group_fails_validation() {
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// SIGTERM while `SendMessageBatch` calls are on their way (moto behind a proxy that delays
+/// every answer by 700 ms): every request the target accepted is answered 200 and its message
+/// is in the queue, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_requests_it_accepted() {
+    const N: usize = 30;
+    let aws = Aws::new().await;
+    let queue = unique("sqs-drain");
+    let (url, _) = aws.create_queue(&queue).await;
+    let proxy = TcpProxy::start(moto_addr().await).await;
+    let endpoint = format!("http://{}", proxy.addr);
+    let mut adapter = Adapter::spawn_with_env(
+        &sqs_target("draining", &queue, ""),
+        &[],
+        &[("AWS_ENDPOINT_URL", endpoint.as_str())],
+    );
+    adapter.wait_ready(LONG).await;
+    proxy.set_delay(Duration::from_millis(700));
+
+    let client = http_client();
+    let run = unique("d");
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let (client, addr, id) = (client.clone(), adapter.http_addr, format!("{run}-{i}"));
+            tokio::spawn(async move { post_binary(&client, addr, "/draining", &id).await })
+        })
+        .collect();
+    // Every entry is in a call on its way (counted when the call starts), none answered yet.
+    adapter
+        .wait_metric(
+            "aws_event_adapter_sqs_send_entries_total",
+            "name=\"draining\"",
+            N as f64,
+            Duration::from_secs(10),
+        )
+        .await;
+    adapter.signal("TERM");
+
+    let mut ids = HashSet::new();
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "an accepted request after SIGTERM: {}; log:\n{}",
+            reply.text(),
+            adapter.log()
+        );
+        ids.insert(reply.json()["messageId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), N);
+    let status = adapter.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit {status}; log:\n{}", adapter.log());
+    proxy.set_delay(Duration::ZERO);
+    wait_visible(&aws, &url, N as u64, LONG).await;
+    assert!(
+        tokio::net::TcpStream::connect(adapter.http_addr)
+            .await
+            .is_err(),
+        "still listening after exit"
     );
 }

@@ -50,10 +50,15 @@ const TARGET_CONNECTIONS: usize = 512;
 const RSS_GOAL_MIB: f64 = 48.0;
 
 /// An `AWSS3Source` on the stand-in's `bench` queue delivering to the sink, with no `receive`
-/// settings: the defaults.
+/// settings: the defaults. `BENCH_SOURCE_RECEIVE` (for experiments only, e.g.
+/// `{ pollers: 2, maxInFlightMessages: 100 }`) adds a `receive` block.
 fn default_source_manifest(sink: SocketAddr) -> String {
+    let receive = match std::env::var("BENCH_SOURCE_RECEIVE") {
+        Ok(receive) => format!("  receive: {receive}\n"),
+        Err(_) => String::new(),
+    };
     format!(
-        "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: bench }}\nspec:\n  arn: arn:aws:s3:::bench\n  destination: {{ sqs: {{ queueARN: arn:aws:sqs:us-east-1:123456789012:bench }} }}\n  sink: {{ uri: \"http://{sink}/\" }}\n"
+        "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\nmetadata: {{ name: bench }}\nspec:\n  arn: arn:aws:s3:::bench\n  destination: {{ sqs: {{ queueARN: arn:aws:sqs:us-east-1:123456789012:bench }} }}\n  sink: {{ uri: \"http://{sink}/\" }}\n{receive}"
     )
 }
 

@@ -68,7 +68,12 @@ pub fn start_standin(extra: &[&str]) -> Process {
 pub fn start_adapter(manifest: &str, standin: &str, dir: &Path) -> Process {
     let config = dir.join("config.yaml");
     std::fs::write(&config, manifest).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aws-event-adapter"))
+    // `BENCH_ADAPTER` runs another build of the adapter (e.g. an older commit's, to compare
+    // two versions in one run on this noisy machine).
+    let binary = std::env::var_os("BENCH_ADAPTER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_aws-event-adapter")));
+    let mut child = Command::new(binary)
         .args(["run", "--config"])
         .arg(&config)
         .args([

@@ -201,8 +201,10 @@ pub fn to_object(config: &S3TargetConfig, event: &Event) -> Result<Object, Targe
             "the subject is longer than S3's 1024-byte key limit",
         ));
     }
-    let metadata = event
+    let metadata: HashMap<String, String> = event
         .iter_attributes()
+        // The subject is the key already.
+        .filter(|(name, _)| *name != "subject")
         .map(|(name, value)| (format!("ce-{name}"), value.to_string()))
         .chain(
             event
@@ -218,12 +220,38 @@ pub fn to_object(config: &S3TargetConfig, event: &Event) -> Result<Object, Targe
             (name, value)
         })
         .collect();
+    check_metadata_size(&metadata)?;
     Ok(Object {
         key,
         body,
         content_type,
         metadata,
     })
+}
+
+/// S3's limit on user-defined metadata: the UTF-8 bytes of every name and value, summed.
+const MAX_METADATA_BYTES: usize = 2048;
+
+/// Refuses (400) an event whose context would not fit in S3's metadata limit: S3 itself would
+/// answer 400 too, and a sender must not retry it.
+fn check_metadata_size(metadata: &HashMap<String, String>) -> Result<(), TargetError> {
+    let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size <= MAX_METADATA_BYTES {
+        return Ok(());
+    }
+    let (largest, largest_size) = metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), k.len() + v.len()))
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .unwrap_or(("", 0));
+    Err(TargetError::new(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "the event's context attributes and extensions would be {size} bytes of S3 object \
+             metadata, and S3 takes at most {MAX_METADATA_BYTES} (the largest is {largest}, \
+             {largest_size} bytes); send fewer or shorter extensions"
+        ),
+    ))
 }
 
 /// `<type>/<hash of source and id>`: the same event always lands on the same key.
@@ -275,6 +303,34 @@ mod tests {
         assert_eq!(object.content_type, "text/csv");
         assert_eq!(object.metadata["ce-id"], "1");
         assert_eq!(object.metadata["ce-source"], "https://example.com/a%20b");
+        assert!(
+            !object.metadata.contains_key("ce-subject"),
+            "the subject is the key"
+        );
+    }
+
+    #[test]
+    fn metadata_over_s3s_two_kilobytes_is_refused_before_the_call() {
+        let big = |size: usize| {
+            EventBuilderV10::new()
+                .id("1")
+                .source("s")
+                .ty("order.created")
+                .subject("x".repeat(1000))
+                .extension("note", "n".repeat(size))
+                .build()
+                .unwrap()
+        };
+        // A 1000-byte subject does not count: it is the key, not metadata.
+        assert!(to_object(&config(false), &big(1900)).is_ok());
+        let err = to_object(&config(false), &big(2100)).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.message.contains("S3 takes at most 2048")
+                && err.message.contains("the largest is ce-note, 2107 bytes"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! coalesced into calls of at most ten entries and the queue's size limit, because SQS bills
 //! per request. Each message's outcome goes back to the request that sent it.
 //!
-//! A partial batch waits at most [`MAX_LINGER`] (less when its missing entries are expected
+//! A partial batch waits at most [`MAX_LINGER`] (less when a whole batch is expected to fill
 //! sooner, not at all when arrivals have stopped); calls in flight start at [`INITIAL_CALLS`]
 //! and adapt to the demand and to throttling, up to `--max-concurrent-requests`.
 

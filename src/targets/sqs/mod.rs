@@ -253,7 +253,7 @@ impl SqsTarget {
 /// The SQS message for an event (§3 of the reference).
 pub fn to_message(config: &SqsTargetConfig, event: &Event) -> Result<Message, TargetError> {
     let (body, attributes) = if config.discard_context {
-        (data_as_text(event)?, context_attributes(event))
+        (data_as_text(event)?, context_attributes(event)?)
     } else {
         let body = serde_json::to_string(event).map_err(|err| {
             TargetError::new(
@@ -297,8 +297,10 @@ fn data_as_text(event: &Event) -> Result<String, TargetError> {
     }
 }
 
-/// The event's context as message attributes `ce-<name>` (and `content-type`), at most ten.
-fn context_attributes(event: &Event) -> Vec<(String, String)> {
+/// The event's context as message attributes `ce-<name>` (and `content-type`): the context
+/// attributes first, then the extensions by name. SQS takes at most ten message attributes;
+/// an event with more is refused (400) with the names that do not fit, never cut silently.
+fn context_attributes(event: &Event) -> Result<Vec<(String, String)>, TargetError> {
     let mut attributes: Vec<(String, String)> = event
         .iter_attributes()
         .filter(|(name, _)| *name != "datacontenttype")
@@ -307,13 +309,29 @@ fn context_attributes(event: &Event) -> Vec<(String, String)> {
     if let Some(content_type) = event.datacontenttype() {
         attributes.push(("content-type".into(), content_type.to_string()));
     }
-    attributes.extend(
-        event
-            .iter_extensions()
-            .map(|(name, value)| (format!("ce-{name}"), value.to_string())),
-    );
-    attributes.truncate(MAX_ATTRIBUTES);
-    attributes
+    let mut extensions: Vec<(String, String)> = event
+        .iter_extensions()
+        .map(|(name, value)| (format!("ce-{name}"), value.to_string()))
+        .collect();
+    extensions.sort();
+    attributes.extend(extensions);
+    if attributes.len() > MAX_ATTRIBUTES {
+        let left_out: Vec<&str> = attributes[MAX_ATTRIBUTES..]
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        return Err(TargetError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "with discardCloudEventContext the event's context goes into SQS message attributes, \
+                 and SQS takes at most {MAX_ATTRIBUTES}: this event needs {}, so {} would not fit \
+                 (send fewer extensions, or use a target without discardCloudEventContext)",
+                attributes.len(),
+                left_out.join(", ")
+            ),
+        ));
+    }
+    Ok(attributes)
 }
 
 #[cfg(test)]
@@ -370,6 +388,51 @@ mod tests {
         assert_eq!(attributes["ce-subject"], "o-1");
         assert_eq!(attributes["content-type"], "application/json");
         assert!(message.attributes.len() <= 10);
+    }
+
+    #[test]
+    fn more_than_ten_attributes_are_refused_with_the_names_left_out() {
+        let mut builder = EventBuilderV10::new()
+            .id("1")
+            .source("s")
+            .ty("t")
+            .subject("o-1")
+            .data("application/json", serde_json::json!({"total": 3}));
+        for n in 0..12 {
+            builder = builder.extension(&format!("ext{n:02}"), format!("v{n}"));
+        }
+        let event = builder.build().unwrap();
+        let err = to_message(&config("orders", true, None), &event).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        // specversion, id, source, type, subject, content-type, then ext00..ext03 fit.
+        assert!(err.message.contains("needs 18"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("ce-ext04, ce-ext05, ce-ext06, ce-ext07, ce-ext08, ce-ext09, ce-ext10, ce-ext11 would not fit"),
+            "{}",
+            err.message
+        );
+        // Without discardCloudEventContext the extensions travel in the body.
+        let message = to_message(&config("orders", false, None), &event).unwrap();
+        assert!(
+            message.body.contains("\"ext11\":\"v11\""),
+            "{}",
+            message.body
+        );
+
+        // Ten exactly still go.
+        let mut builder = EventBuilderV10::new()
+            .id("1")
+            .source("s")
+            .ty("t")
+            .subject("o-1")
+            .data("application/json", serde_json::json!({"total": 3}));
+        for n in 0..4 {
+            builder = builder.extension(&format!("ext{n:02}"), format!("v{n}"));
+        }
+        let message = to_message(&config("orders", true, None), &builder.build().unwrap()).unwrap();
+        assert_eq!(message.attributes.len(), 10);
+        assert_eq!(message.attributes[9].0, "ce-ext03");
     }
 
     #[test]

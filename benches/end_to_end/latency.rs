@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::load::{
-    SinkState, http_client, p50_p99, per_tick, post_json, record_latencies, standin_stats,
-    start_sink, timed_load, wait_for,
+    SinkState, adapter_gauge, http_client, p50_p99, per_tick, post_json, record_latencies,
+    standin_stats, start_sink, timed_load, wait_for,
 };
 use crate::processes::{rss_mib, start_adapter, start_standin};
 use crate::{PHASE, TARGET_MANIFEST, TICK, binary_event_requests};
@@ -145,16 +145,28 @@ async fn source_at(dir: &Path, sink: &Arc<SinkState>, sink_addr: SocketAddr, ms:
     let counts = async || {
         let stats = standin_stats(&standin.addr).await;
         let count = |name: &str| stats[name].as_u64().unwrap();
-        (count("requests_total"), count("empty_receives"))
+        let operation = |name: &str| stats["requests"][name].as_u64().unwrap_or(0);
+        (
+            count("requests_total"),
+            count("empty_receives"),
+            operation("ReceiveMessage"),
+            operation("DeleteMessageBatch"),
+        )
     };
-    let (events, (calls, empty), cpu, at) = (
+    let (events, (calls, empty, receives, deletes), cpu, at) = (
         sink.events(),
         counts().await,
         adapter.cpu_secs(),
         Instant::now(),
     );
     tokio::time::sleep(WINDOW).await;
-    let (calls_after, empty_after) = counts().await;
+    let (calls_after, empty_after, receives_after, deletes_after) = counts().await;
+    let pollers = adapter_gauge(
+        &adapter.metrics,
+        "aws_event_adapter_source_receive_concurrency",
+    )
+    .await
+    .unwrap_or(f64::NAN);
     let (events, calls, empty, cpu, secs) = (
         sink.events() - events,
         calls_after - calls,
@@ -181,8 +193,10 @@ async fn source_at(dir: &Path, sink: &Arc<SinkState>, sink_addr: SocketAddr, ms:
         peak_rss_mib: rounded(rss_mib(adapter.pid()).1, 1),
     };
     eprintln!(
-        "latency: source at {ms} ms: {:.0} events/s, {calls} SQS requests ({empty} empty receives)",
-        run.rate
+        "latency: source at {ms} ms: {:.0} events/s, {calls} SQS requests ({empty} empty receives; {:.1} events per ReceiveMessage, {:.1} per DeleteMessageBatch), {pollers} pollers at the end",
+        run.rate,
+        events as f64 / (receives_after - receives).max(1) as f64,
+        events as f64 / (deletes_after - deletes).max(1) as f64,
     );
     run
 }

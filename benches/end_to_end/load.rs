@@ -179,6 +179,17 @@ async fn get_json(url: &str) -> serde_json::Value {
     serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
 }
 
+/// A gauge's value on the adapter's `/metrics` (the first series of that name), if any.
+pub async fn adapter_gauge(metrics_addr: &str, name: &str) -> Option<f64> {
+    let url = format!("http://{metrics_addr}/metrics");
+    let response = http_client().get(url.parse().unwrap()).await.ok()?;
+    let text = response.into_body().collect().await.ok()?.to_bytes();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find(|line| line.starts_with(name) && !line.starts_with('#'))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
 /// The stand-in's `GET /stats`.
 pub async fn standin_stats(standin: &str) -> serde_json::Value {
     get_json(&format!("{standin}/stats")).await

@@ -14,6 +14,8 @@ const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 pub struct Process {
     child: Child,
     pub addr: String,
+    /// The adapter's metrics address (empty for the stand-in).
+    pub metrics: String,
 }
 
 impl Process {
@@ -49,7 +51,14 @@ pub fn start_standin(extra: &[&str]) -> Process {
             .expect("cargo build --example sqs_standin");
         assert!(status.success());
     });
-    let mut child = Command::new(root().join("target/release/examples/sqs_standin"))
+    // Next to this benchmark's own build (`target/release/deps/end_to_end-…`), wherever
+    // `CARGO_TARGET_DIR` put it.
+    let release = std::env::current_exe().expect("the benchmark's path");
+    let release = release
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/release");
+    let mut child = Command::new(release.join("examples/sqs_standin"))
         .args(["--addr", "127.0.0.1:0", "--queue", "bench"])
         .args(extra)
         .stdout(Stdio::piped())
@@ -61,7 +70,11 @@ pub fn start_standin(extra: &[&str]) -> Process {
         .read_line(&mut line)
         .unwrap();
     let addr = line.trim().trim_start_matches("listening on ").to_string();
-    Process { child, addr }
+    Process {
+        child,
+        addr,
+        metrics: String::new(),
+    }
 }
 
 /// The adapter with `manifest`; `addr` is its HTTP address (from its `listening` log line).
@@ -95,7 +108,7 @@ pub fn start_adapter(manifest: &str, standin: &str, dir: &Path) -> Process {
         .expect("start the adapter");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = Vec::new();
-    let addr = loop {
+    let (addr, metrics) = loop {
         let Some(Ok(line)) = lines.next() else {
             panic!("the adapter ended before listening: {}", log.join("\n"));
         };
@@ -103,11 +116,18 @@ pub fn start_adapter(manifest: &str, standin: &str, dir: &Path) -> Process {
         if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
             && entry["message"] == "listening"
         {
-            break entry["http"].as_str().unwrap().to_string();
+            break (
+                entry["http"].as_str().unwrap().to_string(),
+                entry["metrics"].as_str().unwrap().to_string(),
+            );
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Process { child, addr }
+    Process {
+        child,
+        addr,
+        metrics,
+    }
 }
 
 /// (VmRSS, VmHWM) in MiB.

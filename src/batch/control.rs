@@ -6,61 +6,70 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Weight of the newest inter-arrival gap in the moving average.
-const GAP_WEIGHT: f64 = 0.25;
+/// A partial batch waits up to this many times the time a whole batch takes to fill at the
+/// current rate: arrivals come in bursts (a receive's ten messages finish together), and a
+/// batch that waits only for the average would leave on every pause between two bursts.
+const FILL_SLACK: f64 = 2.0;
 
-/// The arrival rate, as an exponentially weighted moving average of the gaps between items.
+/// The arrival rate, as a count that decays with a time constant of `max` (so bursts shorter
+/// than the linger cap average out, and a pause of twice the cap is mostly forgotten).
 ///
-/// A gap is counted at most as `2 × max` (a pause of a minute says no more than "arrivals
-/// stopped", and must not take a minute of arrivals to forget), and the average starts at
-/// `max / 2`: the first batch waits up to `max`, as a fixed linger would.
+/// The rate starts at two whole batches per `max`: the first batch waits up to `max`, as a
+/// fixed linger would.
 #[derive(Debug, Clone)]
 pub struct Linger {
     max: Duration,
-    /// Average gap between arrivals, in seconds.
-    gap: f64,
+    /// Arrivals per second, counting the last one.
+    rate: f64,
+    /// The rate just before the last arrival: what that arrival found.
+    before: f64,
     last: Option<Instant>,
 }
 
 impl Linger {
     pub fn new(max: Duration) -> Self {
+        let rate = FILL_SLACK * MAX_FILL / max.as_secs_f64().max(1e-6);
         Linger {
             max,
-            gap: max.as_secs_f64() / 2.0,
+            rate,
+            before: rate,
             last: None,
         }
     }
 
     /// Counts an arrival at `now`.
     pub fn arrived(&mut self, now: Instant) {
+        let tau = self.max.as_secs_f64().max(1e-6);
         if let Some(last) = self.last {
-            let sample = now
-                .saturating_duration_since(last)
-                .as_secs_f64()
-                .min(2.0 * self.max.as_secs_f64());
-            self.gap += GAP_WEIGHT * (sample - self.gap);
+            let elapsed = now.saturating_duration_since(last).as_secs_f64();
+            self.before = self.rate * (-elapsed / tau).exp();
+            self.rate = self.before + 1.0 / tau;
         }
         self.last = Some(now);
     }
 
-    /// Until when a batch that started at `first` and lacks `missing` entries may wait, seen
-    /// at `now` (just after an arrival): the time the missing entries take at the current
-    /// rate, never past `first + max`. When not even the next entry is expected within `max`,
-    /// arrivals have stopped and the batch goes at once.
-    pub fn deadline(&self, first: Instant, now: Instant, missing: usize) -> Instant {
+    /// Until when a batch whose first entry arrived at `first` may wait, seen at `now` (just
+    /// after an arrival): [`FILL_SLACK`] times the time a whole batch takes at the current
+    /// rate, counted from `first`, never past `first + max`. When the rate found by the last
+    /// arrival did not bring even one entry per `max`, arrivals have stopped and the batch goes
+    /// at once.
+    pub fn deadline(&self, first: Instant, now: Instant) -> Instant {
         let max = self.max.as_secs_f64();
-        if self.gap > max {
+        if self.before * max < 1.0 {
             return now;
         }
-        let fill = Duration::from_secs_f64((self.gap * missing as f64).min(max));
-        (now + fill).min(first + self.max)
+        let fill = (FILL_SLACK * MAX_FILL / self.rate).min(max);
+        (first + Duration::from_secs_f64(fill)).max(now)
     }
 
     /// The average gap between arrivals.
     pub fn gap(&self) -> Duration {
-        Duration::from_secs_f64(self.gap)
+        Duration::try_from_secs_f64(1.0 / self.rate).unwrap_or(Duration::MAX)
     }
 }
+
+/// Entries in a whole batch, as a float for the arithmetic above.
+const MAX_FILL: f64 = super::MAX_ENTRIES as f64;
 
 /// What a flush tells the controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,19 +157,43 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn a_steady_rate_waits_for_the_missing_entries_only() {
+    fn a_steady_rate_waits_twice_the_time_a_batch_takes_to_fill() {
         let mut linger = Linger::new(20 * MS);
         let start = Instant::now();
-        for i in 0..50 {
-            linger.arrived(start + i * MS / 2); // 2,000 per second
+        for i in 0..400 {
+            linger.arrived(start + i * MS / 2); // 2,000 per second, for 200 ms
         }
-        let now = start + 25 * MS;
-        assert!((linger.gap().as_secs_f64() - 0.0005).abs() < 0.0001);
-        // Nine missing at 0.5 ms each: 4.5 ms, well under the 20 ms cap.
-        let wait = linger.deadline(now, now, 9) - now;
-        assert!(wait > 4 * MS && wait < 5 * MS, "{wait:?}");
-        // Never past the cap counted from the batch's first entry.
-        assert_eq!(linger.deadline(now - 19 * MS, now, 9), now + MS);
+        let now = start + 200 * MS;
+        let gap = linger.gap().as_secs_f64();
+        assert!((gap - 0.0005).abs() < 0.00005, "{gap}");
+        // Ten entries at 0.5 ms each, twice: 10 ms from the first, under the 20 ms cap.
+        let wait = linger.deadline(now, now) - now;
+        assert!(wait > 9 * MS && wait < 11 * MS, "{wait:?}");
+        // Counted from the batch's first entry: a batch that has waited that long goes now.
+        assert_eq!(linger.deadline(now - 12 * MS, now), now);
+
+        // 200 per second would take 100 ms, twice: never past the cap after the first entry.
+        let mut slow = Linger::new(20 * MS);
+        for i in 0..100 {
+            slow.arrived(now + i * 5 * MS);
+        }
+        let later = now + 500 * MS;
+        assert_eq!(slow.deadline(later - 19 * MS, later), later + MS);
+    }
+
+    #[test]
+    fn bursts_at_the_same_mean_rate_wait_as_long() {
+        let mut linger = Linger::new(20 * MS);
+        let start = Instant::now();
+        // 2,000 per second in bursts of ten every 5 ms.
+        for burst in 0..40 {
+            for i in 0..10 {
+                linger.arrived(start + burst * 5 * MS + i * MS / 100);
+            }
+        }
+        let now = start + 195 * MS + MS / 10;
+        let wait = linger.deadline(now, now) - now;
+        assert!(wait > 8 * MS && wait < 12 * MS, "{wait:?}");
     }
 
     #[test]
@@ -171,13 +204,12 @@ mod tests {
             now += Duration::from_secs(60);
             linger.arrived(now);
         }
-        assert_eq!(linger.deadline(now, now, 9), now, "arrivals stopped");
-        assert!(linger.gap() <= 4 * MS, "a pause counts as twice the cap");
+        assert_eq!(linger.deadline(now, now), now, "arrivals stopped");
         for _ in 0..8 {
             now += MS / 10;
             linger.arrived(now);
         }
-        assert!(linger.deadline(now, now, 9) > now, "busy again");
+        assert!(linger.deadline(now, now) > now, "busy again");
     }
 
     #[test]

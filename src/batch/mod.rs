@@ -10,11 +10,12 @@
 //! guard) and tells the batcher only how the call went ([`Flushed`]).
 //!
 //! **When a batch goes.** At once when it is full (ten entries, or the next item would not fit
-//! in the byte limit; that item starts the next batch). A partial batch waits for the missing
-//! entries as long as they take at the current arrival rate (a moving average of the gaps
-//! between items, [`Linger`]), never longer than `max_linger` after its first entry; when not
-//! even the next item is expected within `max_linger`, arrivals have stopped and it goes as
-//! soon as the queue is empty. On close it goes at once.
+//! in the byte limit; that item starts the next batch). A partial batch waits, from its first
+//! entry, twice the time a whole batch takes to fill at the current arrival rate (a count of
+//! arrivals decaying over `max_linger`, [`Linger`]; twice, because arrivals come in bursts and
+//! a batch must not leave on every pause between two), never longer than `max_linger`; when
+//! not even one item per `max_linger` was arriving, arrivals have stopped and it goes as soon
+//! as the queue is empty. On close it goes at once.
 //!
 //! **How many calls at once.** A ready batch starts a call when fewer than the current limit
 //! are in flight. Otherwise it keeps filling (up to full) and waits; that wait — demand above
@@ -293,9 +294,7 @@ impl<F: Flush> Run<F> {
         }
         self.bytes += size;
         self.batch.push(item);
-        self.due = self
-            .linger
-            .deadline(self.first, now, MAX_ENTRIES - self.batch.len());
+        self.due = self.linger.deadline(self.first, now);
     }
 
     fn start_call(&mut self) {

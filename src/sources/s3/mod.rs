@@ -46,7 +46,7 @@ use crate::sources::SourceError;
 use crate::telemetry::Component;
 use config::S3SourceConfig;
 use heartbeat::InFlight;
-use pollers::{Next, Pollers};
+use pollers::{Next, Pollers, Received};
 use process::Context;
 use queue::{Queue, visibility_seconds};
 use settle::{Settle, Settler};
@@ -203,12 +203,14 @@ pub async fn run(
     Ok(())
 }
 
-/// Between provisioning attempts at start: 1 s, doubling up to 60 s.
+/// Between provisioning attempts at start: 1 s, doubling up to 60 s. With equal
+/// jitter, so that replicas do not retry in step.
 const PROVISION_BACKOFF: Backoff = Backoff::fixed(
     Curve::Exponential,
     Duration::from_secs(1),
     Duration::from_secs(60),
-);
+)
+.with_jitter();
 
 /// Creates the source's queue and notification (no `destination`), retrying with backoff until
 /// it works or `shutdown` fires (`None`).
@@ -246,18 +248,20 @@ async fn provision_until_done(
 /// How long a poller waits for more free slots before receiving with fewer than a batch.
 const FILL_WAIT: Duration = Duration::from_millis(5);
 
-/// Between failed `ReceiveMessage` calls: 0.5 s, doubling up to 30 s.
+/// Between failed `ReceiveMessage` calls: 0.5 s, doubling up to 30 s. With equal
+/// jitter, so that replicas do not retry in step.
 const RECEIVE_BACKOFF: Backoff = Backoff::fixed(
     Curve::Exponential,
     Duration::from_millis(500),
     Duration::from_secs(30),
-);
+)
+.with_jitter();
 
-/// The most concurrent long polls an adaptive source runs: 16 × 10 messages per 20 ms round
-/// trip is 8,000 events/s, this machine's CPU limit. A ceiling of 64 was measured to halve the
-/// CPU-bound rate (partial receives and poller churn, BENCHMARKS.md); 16 costs throughput above
-/// ~3,200 events/s at 50 ms latency (pin `receive.pollers` higher there).
-const MAX_POLLERS: usize = 16;
+/// The most concurrent long polls an adaptive source runs: 64 × 10 messages per 50 ms round
+/// trip is 12,800 events/s, above this machine's CPU limit across regions too. Below it the
+/// Little's-law bound in [`pollers`] keeps the count to what the rate needs (two at loopback
+/// latency, where sixteen cost a quarter more CPU per event, BENCHMARKS.md).
+const MAX_POLLERS: usize = 64;
 
 /// What every poller of a source shares.
 struct PollShared {
@@ -338,6 +342,7 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
             reserved.merge(more);
         }
         let wanted = reserved.num_permits() as i32;
+        let started = Instant::now();
         let call = with_fresh_credentials(&queue.credentials, || {
             queue
                 .client
@@ -400,11 +405,14 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
                 .spawn(process::process(ctx.clone(), message, received, permit).in_current_span());
         }
         drop(reserved);
-        let capacity_free = permits.available_permits() > 0;
-        match shared
-            .pollers
-            .after_receive(wanted as usize, got, batch, capacity_free)
-        {
+        let outcome = Received {
+            asked: wanted as usize,
+            got,
+            batch,
+            latency: received - started,
+            capacity_free: permits.available_permits() > 0,
+        };
+        match shared.pollers.after_receive(outcome, received) {
             Next::Grow => {
                 let _ = shared.grow.send(());
             }

@@ -2,8 +2,8 @@
 //! `DeleteMessageBatch` / `ChangeMessageVisibilityBatch` calls of up to ten entries, because SQS
 //! bills per request.
 //!
-//! Each kind has its own [`crate::batch::Batcher`]: a partial batch waits only as long as its
-//! missing entries take at the current rate (at most [`MAX_LINGER`]), and the calls in flight
+//! Each kind has its own [`crate::batch::Batcher`]: a partial batch waits only about twice as
+//! long as a whole batch takes to fill at the current rate (at most [`MAX_LINGER`]), and the calls in flight
 //! follow the demand (from [`INITIAL_CALLS`] up to [`MAX_CALLS`] per kind), so settling never
 //! caps the source's throughput. A message being deleted stays registered with the heartbeat
 //! until its delete call returned. On shutdown [`Settler::drain`] closes both batchers and

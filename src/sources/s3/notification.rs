@@ -303,21 +303,44 @@ fn parse_sns_message(message: &RawValue) -> Body {
     parse_shape(&text, false)
 }
 
-/// Event name for an EventBridge `detail-type`, following
-/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-mapping-troubleshooting.html>.
-fn eventbridge_event_name(detail_type: &str, reason: Option<&str>) -> Option<String> {
-    let reason = reason.unwrap_or("*");
-    let name = match detail_type {
-        "Object Created" => return Some(format!("ObjectCreated:{reason}")),
-        "Object Deleted" => return Some(format!("ObjectRemoved:{reason}")),
-        "Object Restore Initiated" => "ObjectRestore:Post",
-        "Object Restore Completed" => "ObjectRestore:Completed",
-        "Object Restore Expired" => "ObjectRestore:Delete",
-        "Object Tags Added" => "ObjectTagging:Put",
-        "Object Tags Deleted" => "ObjectTagging:Delete",
-        "Object ACL Updated" => "ObjectAcl:Put",
-        "Object Storage Class Changed" => "LifecycleTransition",
-        "Object Access Tier Changed" => "IntelligentTiering",
+/// The S3 notification event name (as `spec.eventTypes` spells them, without `s3:`) for an
+/// EventBridge `detail-type`, its `detail.reason` and `detail.deletion-type`, following
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-mapping-troubleshooting.html> and
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventBridge.html>. A reason S3 does
+/// not document is kept as it is (`ObjectCreated:<reason>`), a missing one is `*`.
+fn eventbridge_event_name(
+    detail_type: &str,
+    reason: Option<&str>,
+    deletion_type: Option<&str>,
+) -> Option<String> {
+    let marker = deletion_type == Some("Delete Marker Created");
+    let name = match (detail_type, reason) {
+        ("Object Created", Some("PutObject")) => "ObjectCreated:Put",
+        ("Object Created", Some("POST Object")) => "ObjectCreated:Post",
+        ("Object Created", Some("CopyObject")) => "ObjectCreated:Copy",
+        ("Object Created", Some("CompleteMultipartUpload")) => {
+            "ObjectCreated:CompleteMultipartUpload"
+        }
+        ("Object Created", other) => {
+            return Some(format!("ObjectCreated:{}", other.unwrap_or("*")));
+        }
+        ("Object Deleted", Some("DeleteObject")) if marker => "ObjectRemoved:DeleteMarkerCreated",
+        ("Object Deleted", Some("DeleteObject")) => "ObjectRemoved:Delete",
+        ("Object Deleted", Some("Lifecycle Expiration")) if marker => {
+            "LifecycleExpiration:DeleteMarkerCreated"
+        }
+        ("Object Deleted", Some("Lifecycle Expiration")) => "LifecycleExpiration:Delete",
+        ("Object Deleted", other) => {
+            return Some(format!("ObjectRemoved:{}", other.unwrap_or("*")));
+        }
+        ("Object Restore Initiated", _) => "ObjectRestore:Post",
+        ("Object Restore Completed", _) => "ObjectRestore:Completed",
+        ("Object Restore Expired", _) => "ObjectRestore:Delete",
+        ("Object Tags Added", _) => "ObjectTagging:Put",
+        ("Object Tags Deleted", _) => "ObjectTagging:Delete",
+        ("Object ACL Updated", _) => "ObjectAcl:Put",
+        ("Object Storage Class Changed", _) => "LifecycleTransition",
+        ("Object Access Tier Changed", _) => "IntelligentTiering",
         _ => return None,
     };
     Some(name.to_owned())
@@ -335,7 +358,8 @@ fn parse_eventbridge(body: &str) -> Body {
         return bad("`detail-type` is not a string".to_owned());
     };
     let reason = non_empty_str(ev, &["detail", "reason"]);
-    let Some(event_name) = eventbridge_event_name(detail_type, reason) else {
+    let deletion_type = non_empty_str(ev, &["detail", "deletion-type"]);
+    let Some(event_name) = eventbridge_event_name(detail_type, reason, deletion_type) else {
         return bad(format!("unsupported detail-type {:?}", quote(detail_type)));
     };
     let Some(bucket) = non_empty_str(ev, &["detail", "bucket", "name"]) else {

@@ -162,7 +162,7 @@ fn sns_envelope_edge_cases() {
 #[test]
 fn eventbridge_sample() {
     let e = one_event(EVENTBRIDGE);
-    assert_eq!(e.event_name, "ObjectCreated:PutObject");
+    assert_eq!(e.event_name, "ObjectCreated:Put");
     assert_eq!(e.ce_type, "com.amazon.s3.objectcreated");
     assert_eq!(e.source, "arn:aws:s3:::media-uploads");
     assert_eq!(
@@ -175,42 +175,119 @@ fn eventbridge_sample() {
 }
 
 fn eventbridge(detail_type: &str, reason: Option<&str>) -> String {
+    eventbridge_deleted(detail_type, reason, None)
+}
+
+fn eventbridge_deleted(detail_type: &str, reason: Option<&str>, deletion: Option<&str>) -> String {
     let mut ev = json(EVENTBRIDGE.as_bytes());
     ev["detail-type"] = detail_type.into();
     match reason {
         Some(r) => ev["detail"]["reason"] = r.into(),
         None => drop(ev["detail"].as_object_mut().unwrap().remove("reason")),
     }
+    if let Some(deletion) = deletion {
+        ev["detail"]["deletion-type"] = deletion.into();
+    }
     ev.to_string()
 }
 
 #[test]
-fn eventbridge_detail_types() {
+fn eventbridge_detail_types_map_to_s3_event_names() {
+    const PERMANENT: Option<&str> = Some("Permanently Deleted");
+    const MARKER: Option<&str> = Some("Delete Marker Created");
     let cases = [
         (
             "Object Created",
-            Some("CopyObject"),
-            "ObjectCreated:CopyObject",
+            Some("PutObject"),
+            None,
+            "ObjectCreated:Put",
         ),
-        ("Object Created", None, "ObjectCreated:*"),
+        (
+            "Object Created",
+            Some("POST Object"),
+            None,
+            "ObjectCreated:Post",
+        ),
+        (
+            "Object Created",
+            Some("CopyObject"),
+            None,
+            "ObjectCreated:Copy",
+        ),
+        (
+            "Object Created",
+            Some("CompleteMultipartUpload"),
+            None,
+            "ObjectCreated:CompleteMultipartUpload",
+        ),
+        (
+            "Object Created",
+            Some("SomethingNew"),
+            None,
+            "ObjectCreated:SomethingNew",
+        ),
+        ("Object Created", None, None, "ObjectCreated:*"),
         (
             "Object Deleted",
             Some("DeleteObject"),
-            "ObjectRemoved:DeleteObject",
+            PERMANENT,
+            "ObjectRemoved:Delete",
         ),
-        ("Object Deleted", None, "ObjectRemoved:*"),
-        ("Object Restore Initiated", None, "ObjectRestore:Post"),
-        ("Object Restore Completed", None, "ObjectRestore:Completed"),
-        ("Object Restore Expired", None, "ObjectRestore:Delete"),
-        ("Object Tags Added", None, "ObjectTagging:Put"),
-        ("Object Tags Deleted", None, "ObjectTagging:Delete"),
-        ("Object ACL Updated", None, "ObjectAcl:Put"),
-        ("Object Storage Class Changed", None, "LifecycleTransition"),
-        ("Object Access Tier Changed", None, "IntelligentTiering"),
+        (
+            "Object Deleted",
+            Some("DeleteObject"),
+            None,
+            "ObjectRemoved:Delete",
+        ),
+        (
+            "Object Deleted",
+            Some("DeleteObject"),
+            MARKER,
+            "ObjectRemoved:DeleteMarkerCreated",
+        ),
+        (
+            "Object Deleted",
+            Some("Lifecycle Expiration"),
+            PERMANENT,
+            "LifecycleExpiration:Delete",
+        ),
+        (
+            "Object Deleted",
+            Some("Lifecycle Expiration"),
+            MARKER,
+            "LifecycleExpiration:DeleteMarkerCreated",
+        ),
+        ("Object Deleted", None, None, "ObjectRemoved:*"),
+        ("Object Restore Initiated", None, None, "ObjectRestore:Post"),
+        (
+            "Object Restore Completed",
+            None,
+            None,
+            "ObjectRestore:Completed",
+        ),
+        ("Object Restore Expired", None, None, "ObjectRestore:Delete"),
+        ("Object Tags Added", None, None, "ObjectTagging:Put"),
+        ("Object Tags Deleted", None, None, "ObjectTagging:Delete"),
+        ("Object ACL Updated", None, None, "ObjectAcl:Put"),
+        (
+            "Object Storage Class Changed",
+            None,
+            None,
+            "LifecycleTransition",
+        ),
+        (
+            "Object Access Tier Changed",
+            None,
+            None,
+            "IntelligentTiering",
+        ),
     ];
-    for (detail_type, reason, name) in cases {
-        let e = one_event(&eventbridge(detail_type, reason));
-        assert_eq!(e.event_name, name, "{detail_type}");
+    for (detail_type, reason, deletion, name) in cases {
+        let e = one_event(&eventbridge_deleted(detail_type, reason, deletion));
+        assert_eq!(
+            e.event_name, name,
+            "{detail_type} / {reason:?} / {deletion:?}"
+        );
         let family = name.split(':').next().unwrap().to_ascii_lowercase();
         assert_eq!(e.ce_type, format!("com.amazon.s3.{family}"));
     }
@@ -218,6 +295,25 @@ fn eventbridge_detail_types() {
         panic!("unknown detail-type");
     };
     assert_eq!(m.label(), "invalid_eventbridge");
+}
+
+#[test]
+fn event_type_filters_select_eventbridge_events_like_notifications() {
+    let put = one_event(&eventbridge("Object Created", Some("PutObject")));
+    let copy = one_event(&eventbridge("Object Created", Some("CopyObject")));
+    let removed = one_event(&eventbridge_deleted(
+        "Object Deleted",
+        Some("DeleteObject"),
+        Some("Delete Marker Created"),
+    ));
+    let only_put = vec!["s3:ObjectCreated:Put".to_string()];
+    assert!(event_type_matches(&only_put, &put.event_name));
+    assert!(!event_type_matches(&only_put, &copy.event_name));
+    let created = vec!["s3:ObjectCreated:*".to_string()];
+    assert!(event_type_matches(&created, &copy.event_name));
+    assert!(!event_type_matches(&created, &removed.event_name));
+    let markers = vec!["s3:ObjectRemoved:DeleteMarkerCreated".to_string()];
+    assert!(event_type_matches(&markers, &removed.event_name));
 }
 
 #[test]

@@ -151,12 +151,14 @@ pub(crate) fn record_aws_error(
     .increment(1);
 }
 
-/// Between readiness probes until one succeeds: 0.5 s, doubling up to 30 s.
+/// Between readiness probes until one succeeds: 0.5 s, doubling up to 30 s. With equal
+/// jitter, so that replicas do not retry in step.
 const READY_BACKOFF: Backoff = Backoff::fixed(
     Curve::Exponential,
     std::time::Duration::from_millis(500),
     std::time::Duration::from_secs(30),
-);
+)
+.with_jitter();
 
 /// Calls `probe` (the cheap call a target needs anyway: `GetQueueUrl`, `GetBucketLocation`)
 /// until it succeeds, with backoff, then raises readiness; `what` names the resource in logs

@@ -1,6 +1,7 @@
 //! Both targets' error answers: malformed requests get JSON errors and the next request
 //! succeeds, a missing queue or bucket is reported with the AWS code, saturation gets 503 with
-//! `Retry-After` and then recovers, and a message over the queue's size limit fails alone.
+//! `Retry-After` and then recovers, a message over the queue's size limit fails alone, and
+//! events over SQS's attribute or S3's metadata limits get 400.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -420,4 +421,105 @@ async fn messages_over_the_queue_size_limit_fail_alone() {
         ),
         2.0
     );
+}
+
+/// What the targets cannot store as configured is refused with 400, never cut or retried: an
+/// SQS data-only message that would need more than ten message attributes (the error names
+/// the ones that would not fit; nothing is sent), and an S3 object whose metadata would exceed
+/// S3's 2 KB (refused before the call; the subject, which is the key, does not count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_that_do_not_fit_aws_limits_get_400_naming_what_does_not_fit() {
+    let aws = Aws::new().await;
+    let queue = unique("sqs-attrs");
+    let (url, _) = aws.create_queue(&queue).await;
+    let bucket = unique("s3-meta");
+    create_bucket(&aws, &bucket).await;
+    let manifest = manifests(&[
+        sqs_target("data-only", &queue, "discardCloudEventContext: true"),
+        s3_target("objects", &bucket, ""),
+    ]);
+    let adapter = Adapter::start(&manifest, &[]).await;
+    let client = http_client();
+    let extensions: Vec<(String, String)> = (0..12)
+        .map(|n| (format!("ce-ext{n:02}"), format!("v{n}")))
+        .collect();
+    let mut headers = vec![
+        ("ce-specversion", "1.0"),
+        ("ce-id", "many-1"),
+        ("ce-type", "com.example.test"),
+        ("ce-source", "/tests"),
+        ("content-type", "application/json"),
+    ];
+    headers.extend(extensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let reply = post(&client, adapter.http_addr, "/data-only", &headers, "{}").await;
+    let body = reply.assert_error(StatusCode::BAD_REQUEST, "twelve extensions, data only");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "ce-ext05, ce-ext06, ce-ext07, ce-ext08, ce-ext09, ce-ext10, ce-ext11 would not fit"
+        ),
+        "{error}"
+    );
+    // Six extensions with the four context attributes and content-type: eleven, neither.
+    let reply = post(
+        &client,
+        adapter.http_addr,
+        "/data-only",
+        &headers[..11],
+        "{}",
+    )
+    .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "six extensions, data only");
+    // Five: ten attributes, all of them on the message.
+    let reply = post(
+        &client,
+        adapter.http_addr,
+        "/data-only",
+        &headers[..10],
+        "{}",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let messages = receive(&aws, &url, 1, LONG).await;
+    assert_eq!(messages.len(), 1, "only the event that fits was sent");
+    assert_eq!(
+        string_attribute(&messages[0], "ce-ext04").as_deref(),
+        Some("v4")
+    );
+
+    let long_subject = "k".repeat(1000);
+    let note = "n".repeat(2100);
+    fn object_headers<'a>(subject: &'a str, note: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("ce-specversion", "1.0"),
+            ("ce-id", "meta-1"),
+            ("ce-type", "com.example.test"),
+            ("ce-source", "/tests"),
+            ("ce-subject", subject),
+            ("content-type", "application/json"),
+            ("ce-note", note),
+        ]
+    }
+    let big = object_headers(&long_subject, &note);
+    let reply = post(&client, adapter.http_addr, "/objects", &big, "{}").await;
+    let body = reply.assert_error(StatusCode::BAD_REQUEST, "metadata over 2 KB");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("S3 takes at most 2048"),
+        "{body}"
+    );
+    assert!(list_keys(&aws, &bucket).await.is_empty(), "nothing written");
+    let small_note = "n".repeat(1900);
+    let small = object_headers(&long_subject, &small_note);
+    let reply = post(&client, adapter.http_addr, "/objects", &small, "{}").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let object = get_object(&aws, &bucket, &long_subject).await;
+    assert_eq!(
+        object.metadata.get("ce-subject"),
+        None,
+        "the subject is the key"
+    );
+    assert_eq!(object.metadata["ce-note"], small_note);
 }

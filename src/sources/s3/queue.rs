@@ -28,22 +28,26 @@ use crate::batch::Flushed;
 /// SQS batch calls take at most ten entries.
 pub const MAX_BATCH: usize = 10;
 
-/// Between `GetQueueUrl` attempts until the queue is found: 0.5 s, doubling up to 30 s.
+/// Between `GetQueueUrl` attempts until the queue is found: 0.5 s, doubling up to 30 s. With equal
+/// jitter, so that replicas do not retry in step.
 const RESOLVE_BACKOFF: Backoff = Backoff::fixed(
     Curve::Exponential,
     Duration::from_millis(500),
     Duration::from_secs(30),
-);
+)
+.with_jitter();
 
 /// `DeleteMessageBatch` is tried this many times before its messages are given up on (they
 /// come back after their visibility timeout).
 const DELETE_ATTEMPTS: u32 = 3;
-/// Between `DeleteMessageBatch` attempts: 200 ms, then 400 ms.
+/// Between `DeleteMessageBatch` attempts: 200 ms, then 400 ms. With equal
+/// jitter, so that replicas do not retry in step.
 const DELETE_BACKOFF: Backoff = Backoff::fixed(
     Curve::Linear,
     Duration::from_millis(200),
     Duration::from_secs(1),
-);
+)
+.with_jitter();
 
 /// A message handle that can be deleted or have its visibility changed.
 #[derive(Debug, Clone)]
@@ -141,24 +145,27 @@ impl Queue {
     }
 
     /// Deletes up to ten messages in one call; entries that fail are reported one by one (their
-    /// messages come back after the visibility timeout: a duplicate, never a loss). Returns what
-    /// the attempts say about SQS's capacity: `Throttled` if any was throttled, `Failed` if any
+    /// messages come back after the visibility timeout: a duplicate, never a loss). The call is
+    /// tried again after an error, and so are the entries SQS failed through no fault of the
+    /// sender (`SenderFault: false`), up to [`DELETE_ATTEMPTS`] in all. Returns what the
+    /// attempts say about SQS's capacity: `Throttled` if any was throttled, `Failed` if any
     /// failed otherwise (a refusal for lack of permission says nothing about capacity).
     pub async fn delete_batch(&self, receipts: &[Receipt]) -> Flushed {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
-            .iter()
-            .enumerate()
-            .filter_map(|(index, receipt)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .receipt_handle(&receipt.handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        // Entry ids are indices into `receipts`, on every attempt.
+        let mut pending: Vec<usize> = (0..receipts.len()).collect();
         let mut attempt = 0;
         let mut feedback = Flushed::Done;
-        let output = loop {
+        loop {
+            let entries: Vec<DeleteMessageBatchRequestEntry> = pending
+                .iter()
+                .filter_map(|&index| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(&receipts[index].handle)
+                        .build()
+                        .ok()
+                })
+                .collect();
             let result = with_fresh_credentials(&self.credentials, || {
                 self.settle_client
                     .delete_message_batch()
@@ -167,36 +174,53 @@ impl Queue {
                     .send()
             })
             .await;
+            attempt += 1;
+            let last = attempt >= DELETE_ATTEMPTS;
             match result {
-                Ok(output) => break output,
+                Ok(output) => {
+                    self.telemetry.messages_deleted(output.successful.len());
+                    let mut again = Vec::new();
+                    for failed in &output.failed {
+                        let index = failed.id.parse::<usize>().ok();
+                        match index {
+                            Some(index)
+                                if !failed.sender_fault && !last && index < receipts.len() =>
+                            {
+                                again.push(index);
+                            }
+                            _ => self.telemetry.delete_failed(
+                                entry_message_id(receipts, &failed.id),
+                                &crate::aws::bounded_code(&failed.code),
+                                failed.message.as_deref().unwrap_or(""),
+                            ),
+                        }
+                    }
+                    if again.is_empty() {
+                        return feedback;
+                    }
+                    feedback = worse(feedback, "other", false);
+                    pending = again;
+                }
                 Err(err) => {
                     let (code, message) = (error_label(&err), error_message(&err));
                     let denied = is_access_denied(&err);
                     feedback = worse(feedback, &code, denied);
-                    attempt += 1;
-                    if attempt >= DELETE_ATTEMPTS || denied {
-                        for receipt in receipts {
-                            self.telemetry
-                                .delete_failed(&receipt.message_id, &code, &message);
+                    if last || denied {
+                        for &index in &pending {
+                            self.telemetry.delete_failed(
+                                &receipts[index].message_id,
+                                &code,
+                                &message,
+                            );
                         }
                         return feedback;
                     }
                     self.telemetry
                         .sqs_error("DeleteMessageBatch", &code, &message);
-                    tokio::time::sleep(DELETE_BACKOFF.delay(attempt)).await;
                 }
             }
-        };
-        self.telemetry.messages_deleted(output.successful.len());
-        for failed in &output.failed {
-            let message_id = entry_message_id(receipts, &failed.id);
-            self.telemetry.delete_failed(
-                message_id,
-                &crate::aws::bounded_code(&failed.code),
-                failed.message.as_deref().unwrap_or(""),
-            );
+            tokio::time::sleep(DELETE_BACKOFF.delay(attempt)).await;
         }
-        feedback
     }
 
     /// Sets the visibility timeout of up to ten messages (each its own value). Returns the

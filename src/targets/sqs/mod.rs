@@ -103,11 +103,25 @@ impl Queue {
         })
         .await;
         match result {
-            Ok(output) => {
-                let url = output.queue_url.unwrap_or_default();
-                *self.url.write().await = Some(url.clone());
-                Ok(url)
-            }
+            Ok(output) => match output.queue_url.filter(|url| !url.is_empty()) {
+                Some(url) => {
+                    *self.url.write().await = Some(url.clone());
+                    Ok(url)
+                }
+                // Never cached: the next request asks again.
+                None => {
+                    record_aws_error(
+                        COMPONENT,
+                        &self.config.metadata.name,
+                        "GetQueueUrl",
+                        "other",
+                    );
+                    Err(TargetError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "GetQueueUrl answered without a queue URL",
+                    ))
+                }
+            },
             Err(err) => {
                 record_aws_error(
                     COMPONENT,

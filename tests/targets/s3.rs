@@ -80,7 +80,11 @@ async fn s3_target_writes_objects_from_the_python_sdk() {
         object.metadata.get("ce-tenant").map(String::as_str),
         Some("acme")
     );
-    assert!(object.metadata.contains_key("ce-subject"));
+    assert!(
+        !object.metadata.contains_key("ce-subject"),
+        "the subject is the key, not metadata: {:?}",
+        object.metadata
+    );
 
     // 2. Type io.triggermesh.awss3.object.put (structured mode): the object is only data.
     let sent = py_send(

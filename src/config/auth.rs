@@ -131,6 +131,7 @@ pub fn decode(spec: &mut Obj<'_>, secrets_dir: &Path, problems: &mut Problems) -
             );
         }
     }
+    let margin_path = auth.path_of("refreshMargin");
     if let Some(margin) = auth.duration("refreshMargin", problems) {
         out.refresh_margin = margin;
     }
@@ -192,9 +193,29 @@ pub fn decode(spec: &mut Obj<'_>, secrets_dir: &Path, problems: &mut Problems) -
         }
         (None, None) => AuthMode::DefaultChain,
     };
+    // Temporary credentials live `sessionDuration` (STS's default: one hour). A margin as long
+    // would refresh them again as soon as they arrive, for ever.
+    if matches!(
+        mode,
+        AuthMode::AssumeRole { .. } | AuthMode::WebIdentity { .. }
+    ) {
+        let lifetime = out.session_duration.unwrap_or(DEFAULT_SESSION_DURATION);
+        if out.refresh_margin >= lifetime {
+            problems.add(
+                &margin_path,
+                format!(
+                    "must be shorter than the credentials' lifetime ({} s: sessionDuration, or STS's default of one hour)",
+                    lifetime.as_secs()
+                ),
+            );
+        }
+    }
     out.mode = mode;
     Some(out)
 }
+
+/// How long STS's temporary credentials live when `sessionDuration` is not set.
+pub const DEFAULT_SESSION_DURATION: Duration = Duration::from_secs(3600);
 
 /// `arn:<partition>:iam::<account>:role/<path/name>`
 fn check_role_arn(arn: &str, path: &str, problems: &mut Problems) {
@@ -259,6 +280,34 @@ mod tests {
 
         let (auth, _) = decode_json(json!({}));
         assert_eq!(auth.unwrap().mode, AuthMode::DefaultChain);
+    }
+
+    #[test]
+    fn a_refresh_margin_as_long_as_the_session_is_refused() {
+        let role = |extra: serde_json::Value| {
+            let mut auth = json!({"credentials": {
+                "accessKeyID": {"value": "AKIA"}, "secretAccessKey": {"value": "s"},
+                "assumeIamRole": "arn:aws:iam::210987654321:role/cross"}});
+            auth.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            decode_json(json!({ "auth": auth })).1
+        };
+        let problems = role(json!({"sessionDuration": "15m", "refreshMargin": "15m"}));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            format!("{problems:?}").contains("refreshMargin")
+                && format!("{problems:?}").contains("900 s"),
+            "{problems:?}"
+        );
+        let problems = role(json!({"refreshMargin": "2h"}));
+        assert!(format!("{problems:?}").contains("3600 s"), "{problems:?}");
+        assert!(role(json!({"sessionDuration": "1h", "refreshMargin": "59m"})).is_empty());
+        // Static keys do not expire: the margin is not checked.
+        let (_, problems) = decode_json(json!({"auth": {"credentials": {
+            "accessKeyID": {"value": "AKIA"}, "secretAccessKey": {"value": "s"}},
+            "refreshMargin": "2h"}}));
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]

@@ -325,6 +325,16 @@ async fn an_assumed_role_is_refreshed_in_the_background_without_failures() {
         expiry_values.len() >= 2,
         "the expiry gauge moves: {expiry_values:?}"
     );
+    // Every fetch is an STS call, counted like the SQS ones.
+    let assume_role = metric_value(
+        &metrics,
+        "aws_event_adapter_aws_calls_total",
+        "operation=\"AssumeRole\",outcome=\"success\"",
+    );
+    assert!(
+        assume_role >= refreshes,
+        "{assume_role} AssumeRole calls counted for {refreshes} refreshes"
+    );
     // The base identity's secret appears in neither the output nor the metrics.
     assert!(
         !adapter.log().contains(&secret),
@@ -370,7 +380,81 @@ async fn web_identity_with_a_token_file() {
     world.send("irsa.txt").await;
     sink.wait_accepted(1, WAIT).await;
     world.wait_empty(&adapter).await;
+    assert!(
+        adapter
+            .metric(
+                "aws_event_adapter_aws_calls_total",
+                "operation=\"AssumeRoleWithWebIdentity\",outcome=\"success\"",
+            )
+            .await
+            >= 1.0,
+        "the web identity call is counted"
+    );
     assert_no_leak(&adapter, &["web-identity-token-for-tests"]).await;
+}
+
+/// An STS endpoint that accepts connections and never answers: the fetch gives up after its
+/// timeout and is counted as a failed call and a failed refresh; `/healthz` answers from the
+/// start, `/readyz` does not turn ready, and SIGTERM ends the process within the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sts_endpoint_that_never_answers_is_timed_out_and_counted() {
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sts = format!("http://{}", black_hole.local_addr().unwrap());
+    let accepted = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = black_hole.accept().await {
+            held.push(stream); // never read, never answered, never closed
+        }
+    });
+    let aws = Aws::new().await;
+    let (_, queue_arn) = aws.create_queue(&unique("sts-hole")).await;
+    let manifest = format!(
+        "apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSS3Source
+metadata:
+  name: hole
+spec:
+  arn: arn:aws:s3:::media-uploads
+  destination: {{ sqs: {{ queueARN: \"{queue_arn}\" }} }}
+  sink: {{ uri: \"http://127.0.0.1:9/\" }}
+  auth:
+    credentials:
+      accessKeyID: {{ value: testing }}
+      secretAccessKey: {{ value: testing }}
+      assumeIamRole: arn:aws:iam::123456789012:role/never
+"
+    );
+    let mut adapter =
+        Adapter::spawn_with_env(&manifest, &[], &[("AWS_ENDPOINT_URL_STS", sts.as_str())]);
+    let started = tokio::time::Instant::now();
+    let (status, _) = http_get(adapter.http_addr, "/healthz").await.unwrap();
+    assert_eq!(status, StatusCode::OK, "/healthz from the start");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    adapter
+        .wait_metric(
+            "aws_event_adapter_aws_calls_total",
+            "operation=\"AssumeRole\",outcome=\"error\"",
+            1.0,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        adapter
+            .metric("aws_event_adapter_credentials_refresh_failures_total", "")
+            .await
+            >= 1.0
+    );
+    let (status, _) = http_get(adapter.http_addr, "/readyz").await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let signalled = tokio::time::Instant::now();
+    adapter.signal("TERM");
+    adapter.wait_exit(Duration::from_secs(35)).await;
+    assert!(
+        signalled.elapsed() < Duration::from_secs(35),
+        "exited {:?} after SIGTERM",
+        signalled.elapsed()
+    );
+    accepted.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@
 
 pub mod keys;
 pub mod refresh;
+pub mod sts_calls;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use crate::config::auth::{Auth, AuthMode, valid_session_name};
 use crate::telemetry::Component;
 use keys::KeysProvider;
 pub use refresh::Refreshing;
+use sts_calls::TimedSts;
 
 /// How often keys in secret files are re-read.
 const FILE_RECHECK: Duration = Duration::from_secs(2);
@@ -83,7 +85,11 @@ pub async fn for_component(
             let provider = builder
                 .build_from_provider(KeysProvider::new(base.clone()))
                 .await;
-            (SharedCredentialsProvider::new(provider), None)
+            let provider = SharedCredentialsProvider::new(provider);
+            (
+                SharedCredentialsProvider::new(TimedSts::new(provider, "AssumeRole", component)),
+                None,
+            )
         }
         AuthMode::WebIdentity { role_arn } => {
             let role_arn = role_arn
@@ -105,7 +111,15 @@ pub async fn for_component(
                 })
                 .configure(&ProviderConfig::without_region().with_region(Some(region)))
                 .build();
-            (SharedCredentialsProvider::new(provider), None)
+            let provider = SharedCredentialsProvider::new(provider);
+            (
+                SharedCredentialsProvider::new(TimedSts::new(
+                    provider,
+                    "AssumeRoleWithWebIdentity",
+                    component,
+                )),
+                None,
+            )
         }
     };
     Ok(Refreshing::new(

@@ -198,6 +198,7 @@ async fn a_missing_queue_or_bucket_is_reported_with_the_aws_code() {
     ]);
     // The ghost targets never become ready: wait for liveness only.
     let adapter = Adapter::spawn(&manifest, &[]);
+    let started = Instant::now();
     let deadline = Instant::now() + LONG;
     while !matches!(
         http_get(adapter.http_addr, "/healthz").await,
@@ -250,14 +251,36 @@ async fn a_missing_queue_or_bucket_is_reported_with_the_aws_code() {
     // Not ready while targets cannot reach their queue or bucket.
     let (status, _) = http_get(addr, "/readyz").await.unwrap();
     assert_ne!(status, StatusCode::OK, "/readyz with unreachable targets");
+    let errors = adapter
+        .metric(
+            "aws_event_adapter_aws_errors_total",
+            "name=\"ghost-bucket\"",
+        )
+        .await;
+    assert!(errors >= 2.0, "{errors} errors counted");
+    // Logged as well as counted, at most once per 10 s per operation and code.
+    let lines: Vec<serde_json::Value> = adapter
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| {
+            line["message"] == "AWS refused or failed a call" && line["name"] == "ghost-bucket"
+        })
+        .collect();
+    assert!(!lines.is_empty(), "no log line; log:\n{}", adapter.log());
     assert!(
-        adapter
-            .metric(
-                "aws_event_adapter_aws_errors_total",
-                "name=\"ghost-bucket\""
-            )
-            .await
-            >= 2.0
+        lines.iter().all(|line| line["code"] == "NoSuchBucket"
+            && line["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("NoSuchBucket"))),
+        "{lines:?}"
+    );
+    let allowed = 1 + started.elapsed().as_secs() / 10;
+    assert!(
+        lines.len() as u64 <= allowed && (lines.len() as f64) < errors,
+        "{} lines for {errors} errors in {:?}",
+        lines.len(),
+        started.elapsed()
     );
 }
 

@@ -110,6 +110,7 @@ impl S3Target {
                     self.name(),
                     "GetBucketLocation",
                     &error_label(&err),
+                    &crate::aws::error_message(&err),
                 );
                 Err(TargetError::from_aws("GetBucketLocation", &err))
             }
@@ -143,7 +144,13 @@ impl S3Target {
                 "versionId": output.version_id,
             })),
             Err(err) => {
-                record_aws_error(COMPONENT, self.name(), "PutObject", &error_label(&err));
+                record_aws_error(
+                    COMPONENT,
+                    self.name(),
+                    "PutObject",
+                    &error_label(&err),
+                    &crate::aws::error_message(&err),
+                );
                 Err(TargetError::from_aws("PutObject", &err))
             }
         }

@@ -120,7 +120,13 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) -> Flushed {
     let output = match result {
         Ok(output) => output,
         Err(err) => {
-            record_aws_error(COMPONENT, &name, "SendMessageBatch", &error_label(&err));
+            record_aws_error(
+                COMPONENT,
+                &name,
+                "SendMessageBatch",
+                &error_label(&err),
+                &crate::aws::error_message(&err),
+            );
             let error = TargetError::from_aws("SendMessageBatch", &err);
             answer_all(batch, &error);
             return feedback(&error);
@@ -148,6 +154,7 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) -> Flushed {
                 &name,
                 "SendMessageBatch",
                 &crate::aws::bounded_code(&failed.code),
+                failed.message.as_deref().unwrap_or(&failed.code),
             );
             let status = if failed.sender_fault {
                 match status_for_code(&failed.code, 400) {

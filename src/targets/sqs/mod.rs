@@ -115,6 +115,7 @@ impl Queue {
                         &self.config.metadata.name,
                         "GetQueueUrl",
                         "other",
+                        "the answer has no queue URL",
                     );
                     Err(TargetError::new(
                         StatusCode::BAD_GATEWAY,
@@ -128,6 +129,7 @@ impl Queue {
                     &self.config.metadata.name,
                     "GetQueueUrl",
                     &error_label(&err),
+                    &crate::aws::error_message(&err),
                 );
                 Err(TargetError::from_aws("GetQueueUrl", &err))
             }

@@ -242,6 +242,23 @@ pub async fn post_binary(client: &HttpClient, addr: SocketAddr, path: &str, id: 
     .await
 }
 
+/// Posts `n` binary events to `path` at once, with ids `<run>-0`, `<run>-1`, …; the answers
+/// come back through the handles, in the same order.
+pub fn spawn_binary_posts(
+    client: &HttpClient,
+    addr: SocketAddr,
+    path: &'static str,
+    run: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Reply>> {
+    (0..n)
+        .map(|i| {
+            let (client, id) = (client.clone(), format!("{run}-{i}"));
+            tokio::spawn(async move { post_binary(&client, addr, path, &id).await })
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading back from moto
 

@@ -323,14 +323,7 @@ async fn concurrent_requests_are_coalesced_into_batches() {
     let client = http_client();
     let run = unique("c");
     let started = Instant::now();
-    let tasks: Vec<_> = (0..N)
-        .map(|i| {
-            let client = client.clone();
-            let addr = adapter.http_addr;
-            let id = format!("{run}-{i}");
-            tokio::spawn(async move { post_binary(&client, addr, "/busy", &id).await })
-        })
-        .collect();
+    let tasks = spawn_binary_posts(&client, adapter.http_addr, "/busy", &run, N);
     let mut message_ids = HashSet::new();
     for task in tasks {
         let reply = task.await.unwrap();
@@ -542,12 +535,7 @@ async fn sigterm_finishes_the_requests_it_accepted() {
 
     let client = http_client();
     let run = unique("d");
-    let tasks: Vec<_> = (0..N)
-        .map(|i| {
-            let (client, addr, id) = (client.clone(), adapter.http_addr, format!("{run}-{i}"));
-            tokio::spawn(async move { post_binary(&client, addr, "/draining", &id).await })
-        })
-        .collect();
+    let tasks = spawn_binary_posts(&client, adapter.http_addr, "/draining", &run, N);
     // Every entry is in a call on its way (counted when the call starts), none answered yet.
     adapter
         .wait_metric(

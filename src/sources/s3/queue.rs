@@ -198,7 +198,10 @@ impl Queue {
                     if again.is_empty() {
                         return feedback;
                     }
-                    feedback = worse(feedback, "other", false);
+                    // Failed on SQS's side: says as much as a failed call.
+                    if feedback == Flushed::Done {
+                        feedback = Flushed::Failed;
+                    }
                     pending = again;
                 }
                 Err(err) => {

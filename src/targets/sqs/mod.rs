@@ -408,16 +408,20 @@ mod tests {
 
     #[test]
     fn more_than_ten_attributes_are_refused_with_the_names_left_out() {
-        let mut builder = EventBuilderV10::new()
-            .id("1")
-            .source("s")
-            .ty("t")
-            .subject("o-1")
-            .data("application/json", serde_json::json!({"total": 3}));
-        for n in 0..12 {
-            builder = builder.extension(&format!("ext{n:02}"), format!("v{n}"));
-        }
-        let event = builder.build().unwrap();
+        // An event with `count` extensions `ext00`, `ext01`, … valued `v0`, `v1`, …
+        let with_extensions = |count: usize| {
+            let mut builder = EventBuilderV10::new()
+                .id("1")
+                .source("s")
+                .ty("t")
+                .subject("o-1")
+                .data("application/json", serde_json::json!({"total": 3}));
+            for n in 0..count {
+                builder = builder.extension(&format!("ext{n:02}"), format!("v{n}"));
+            }
+            builder.build().unwrap()
+        };
+        let event = with_extensions(12);
         let err = to_message(&config("orders", true, None), &event).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         // specversion, id, source, type, subject, content-type, then ext00..ext03 fit.
@@ -437,16 +441,7 @@ mod tests {
         );
 
         // Ten exactly still go.
-        let mut builder = EventBuilderV10::new()
-            .id("1")
-            .source("s")
-            .ty("t")
-            .subject("o-1")
-            .data("application/json", serde_json::json!({"total": 3}));
-        for n in 0..4 {
-            builder = builder.extension(&format!("ext{n:02}"), format!("v{n}"));
-        }
-        let message = to_message(&config("orders", true, None), &builder.build().unwrap()).unwrap();
+        let message = to_message(&config("orders", true, None), &with_extensions(4)).unwrap();
         assert_eq!(message.attributes.len(), 10);
         assert_eq!(message.attributes[9].0, "ce-ext03");
     }

@@ -32,7 +32,7 @@ pub async fn run(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), Li
                 Ok(collected) => collected.to_bytes(),
                 Err(err) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, &err.to_string()),
             };
-            match inbound::decode(&parts.headers, body) {
+            match inbound::decode_events(&parts.headers, body) {
                 Ok(events) => {
                     let mut out = std::io::stdout().lock();
                     for event in &events {

@@ -258,7 +258,7 @@ impl Ingress {
         }
         let ids: Vec<String> = events
             .iter()
-            .map(|e| cloudevents::AttributesReader::id(e).to_string())
+            .map(|e| cloudevents::AttributesReader::id(e.attributes()).to_string())
             .collect();
         let outcomes = target.write(events).await;
         metrics.events(target, &outcomes);

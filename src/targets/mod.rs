@@ -17,6 +17,7 @@ use http::StatusCode;
 
 use crate::aws::HttpStatus;
 use crate::backoff::{Backoff, Curve, Retry};
+use crate::cloudevents::inbound::InboundEvent;
 
 /// Why a target could not start. AWS being unreachable is not one: the target starts unready
 /// and retries in the background.
@@ -303,7 +304,7 @@ impl Target {
 
     /// Writes the events of one request; one outcome per event, in order. Runs in the
     /// target's span, so what it logs names the target.
-    pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
+    pub async fn write(&self, events: Vec<InboundEvent>) -> Vec<Outcome> {
         use tracing::Instrument;
         let span = self.span().clone();
         match self {

@@ -68,8 +68,8 @@ impl TestSink {
                         .await
                         .map(|b| b.to_bytes())
                         .unwrap_or_default();
-                    let events =
-                        inbound::decode(&parts.headers, body.clone()).unwrap_or_else(|e| {
+                    let events = inbound::decode_events(&parts.headers, body.clone())
+                        .unwrap_or_else(|e| {
                             panic!("the adapter sent a request that is not a CloudEvent: {e}")
                         });
                     let (status, delay) = behavior(n, &events[0]);

@@ -3,7 +3,7 @@
 //! re-encodes and decodes again to the same attributes), the encoder's round trip, and the
 //! header-value percent-coding.
 
-use aws_event_adapter::cloudevents::inbound::decode;
+use aws_event_adapter::cloudevents::inbound::decode_events as decode;
 use aws_event_adapter::cloudevents::{
     Encoding, OutEvent, decode_header_value, encode_header_value,
 };

@@ -8,12 +8,14 @@
 //! - `sqs.rs`: the SQS target (both modes from the Python SDK, batching into
 //!   `SendMessageBatch`, coalescing of concurrent requests, FIFO groups and deduplication);
 //! - `s3.rs`: the S3 target (objects written from the Python SDK);
+//! - `fidelity.rs`: JSON data written byte for byte by both targets in every mode;
 //! - `errors.rs`: both targets' error answers (JSON errors, AWS error codes, saturation with
 //!   `Retry-After`, messages over the size limit).
 
 #[path = "../common/mod.rs"]
 mod common;
 mod errors;
+mod fidelity;
 mod s3;
 mod shared;
 mod sqs;

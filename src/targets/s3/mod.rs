@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use bytes::Bytes;
-use cloudevents::{AttributesReader, Data, Event};
+use cloudevents::{AttributesReader, Event};
 use futures::future::join_all;
 use http::StatusCode;
 use tokio::sync::RwLock;
@@ -24,6 +24,7 @@ use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
 use crate::aws::{error_label, s3, with_fresh_credentials};
 use crate::cloudevents::encode_header_value;
+use crate::cloudevents::inbound::{InboundData, InboundEvent};
 use crate::http::health::ReadyFlag;
 use crate::telemetry::Component;
 use config::{COMPONENT, S3TargetConfig};
@@ -117,11 +118,11 @@ impl S3Target {
         }
     }
 
-    pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
+    pub async fn write(&self, events: Vec<InboundEvent>) -> Vec<Outcome> {
         join_all(events.iter().map(|event| self.put(event))).await
     }
 
-    async fn put(&self, event: &Event) -> Outcome {
+    async fn put(&self, event: &InboundEvent) -> Outcome {
         let client = self.client().await?;
         let object = to_object(&self.config, event)?;
         let bucket = &self.config.bucket.bucket;
@@ -167,34 +168,28 @@ pub struct Object {
 }
 
 /// The object for an event (§3 of the reference).
-pub fn to_object(config: &S3TargetConfig, event: &Event) -> Result<Object, TargetError> {
+pub fn to_object(config: &S3TargetConfig, inbound: &InboundEvent) -> Result<Object, TargetError> {
+    let event = inbound.attributes();
     let data_only = config.discard_context || event.ty() == OBJECT_PUT_TYPE;
     let (body, content_type) = if data_only {
-        let body = match event.data() {
+        // The data byte for byte (JSON as the sender wrote it, not re-encoded).
+        let body = match inbound.data() {
             None => Bytes::new(),
-            Some(Data::Binary(bytes)) => Bytes::from(bytes.clone()),
-            Some(Data::String(text)) => Bytes::from(text.clone()),
-            Some(Data::Json(json)) => Bytes::from(json.to_string()),
+            Some(InboundData::Json(json)) => json.clone(),
+            Some(data) => Bytes::copy_from_slice(data.as_bytes()),
         };
-        let content_type =
-            event
-                .datacontenttype()
-                .map(str::to_string)
-                .unwrap_or_else(|| match event.data() {
-                    Some(Data::Json(_)) => "application/json".to_string(),
-                    Some(Data::String(_)) => "text/plain".to_string(),
-                    _ => "application/octet-stream".to_string(),
-                });
+        let content_type = event
+            .datacontenttype()
+            .map(str::to_string)
+            .unwrap_or_else(|| match inbound.data() {
+                Some(InboundData::Json(_)) => "application/json".to_string(),
+                Some(InboundData::Text(_)) => "text/plain".to_string(),
+                _ => "application/octet-stream".to_string(),
+            });
         (body, content_type)
     } else {
-        let body = serde_json::to_vec(event).map_err(|err| {
-            TargetError::new(
-                StatusCode::BAD_REQUEST,
-                format!("cannot encode the event: {err}"),
-            )
-        })?;
         (
-            Bytes::from(body),
+            Bytes::from(inbound.to_structured()),
             "application/cloudevents+json".to_string(),
         )
     };
@@ -286,7 +281,7 @@ mod tests {
         }
     }
 
-    fn event(ty: &str, subject: Option<&str>) -> Event {
+    fn event(ty: &str, subject: Option<&str>) -> InboundEvent {
         let mut builder = EventBuilderV10::new()
             .id("1")
             .source("https://example.com/a b")
@@ -295,7 +290,7 @@ mod tests {
         if let Some(subject) = subject {
             builder = builder.subject(subject);
         }
-        builder.build().unwrap()
+        builder.build().unwrap().into()
     }
 
     #[test]
@@ -327,6 +322,7 @@ mod tests {
                 .extension("note", "n".repeat(size))
                 .build()
                 .unwrap()
+                .into()
         };
         // A 1000-byte subject does not count: it is the key, not metadata.
         assert!(to_object(&config(false), &big(1900)).is_ok());

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
-use cloudevents::{AttributesReader, Data, Event};
+use cloudevents::{AttributesReader, Event};
 use futures::future::join_all;
 use http::StatusCode;
 use tokio::sync::{RwLock, oneshot};
@@ -28,6 +28,7 @@ use super::{Outcome, TargetError, record_aws_error};
 use crate::aws::credentials::{self, Refreshing};
 use crate::aws::{error_label, error_message, with_fresh_credentials};
 use crate::batch::{self as batching, Batcher};
+use crate::cloudevents::inbound::InboundEvent;
 use crate::http::health::ReadyFlag;
 use crate::telemetry::Component;
 use batch::{Pending, Sends};
@@ -239,7 +240,7 @@ impl SqsTarget {
     }
 
     /// Sends every event as one message; the batcher groups them with other requests'.
-    pub async fn write(&self, events: Vec<Event>) -> Vec<Outcome> {
+    pub async fn write(&self, events: Vec<InboundEvent>) -> Vec<Outcome> {
         let sends = events.into_iter().map(|event| async move {
             let message = to_message(&self.queue.config, &event)?;
             let limit = self.queue.max_message_bytes.load(Ordering::Relaxed);
@@ -267,16 +268,15 @@ impl SqsTarget {
 }
 
 /// The SQS message for an event (§3 of the reference).
-pub fn to_message(config: &SqsTargetConfig, event: &Event) -> Result<Message, TargetError> {
+pub fn to_message(config: &SqsTargetConfig, event: &InboundEvent) -> Result<Message, TargetError> {
     let (body, attributes) = if config.discard_context {
-        (data_as_text(event)?, context_attributes(event)?)
+        (
+            data_as_text(event)?,
+            context_attributes(event.attributes())?,
+        )
     } else {
-        let body = serde_json::to_string(event).map_err(|err| {
-            TargetError::new(
-                StatusCode::BAD_REQUEST,
-                format!("cannot encode the event: {err}"),
-            )
-        })?;
+        // JSON throughout: attributes are strings, JSON data is spliced in as received.
+        let body = String::from_utf8(event.to_structured()).expect("structured mode is JSON text");
         (body, Vec::new())
     };
     if body.is_empty() {
@@ -290,7 +290,7 @@ pub fn to_message(config: &SqsTargetConfig, event: &Event) -> Result<Message, Ta
         body,
         attributes,
         group_id: config.message_group_id.clone().filter(|_| fifo),
-        deduplication_id: fifo.then(|| deduplication_id(event)),
+        deduplication_id: fifo.then(|| deduplication_id(event.attributes())),
     })
 }
 
@@ -299,18 +299,15 @@ pub fn deduplication_id(event: &Event) -> String {
     super::event_identity_hash(event)
 }
 
-fn data_as_text(event: &Event) -> Result<String, TargetError> {
-    match event.data() {
-        None => Ok(String::new()),
-        Some(Data::String(text)) => Ok(text.clone()),
-        Some(Data::Json(json)) => Ok(json.to_string()),
-        Some(Data::Binary(bytes)) => String::from_utf8(bytes.clone()).map_err(|_| {
+/// The data as the message body, byte for byte: SQS bodies are text, so bytes must be UTF-8.
+fn data_as_text(event: &InboundEvent) -> Result<String, TargetError> {
+    let bytes = event.data().map(|data| data.as_bytes()).unwrap_or_default();
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
             TargetError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "binary data that is not UTF-8 text cannot be an SQS message body; send it without discardCloudEventContext",
             )
-        }),
-    }
+        })
 }
 
 /// The event's context as message attributes `ce-<name>` (and `content-type`): the context
@@ -372,7 +369,7 @@ mod tests {
         }
     }
 
-    fn event(id: &str) -> Event {
+    fn event(id: &str) -> InboundEvent {
         EventBuilderV10::new()
             .id(id)
             .source("https://example.com/orders")
@@ -381,6 +378,7 @@ mod tests {
             .data("application/json", serde_json::json!({"total": 3}))
             .build()
             .unwrap()
+            .into()
     }
 
     #[test]
@@ -419,7 +417,7 @@ mod tests {
             for n in 0..count {
                 builder = builder.extension(&format!("ext{n:02}"), format!("v{n}"));
             }
-            builder.build().unwrap()
+            InboundEvent::from(builder.build().unwrap())
         };
         let event = with_extensions(12);
         let err = to_message(&config("orders", true, None), &event).unwrap_err();
@@ -466,7 +464,7 @@ mod tests {
             .ty("t")
             .build()
             .unwrap();
-        let err = to_message(&config("orders", true, None), &event).unwrap_err();
+        let err = to_message(&config("orders", true, None), &event.into()).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
     }
 }

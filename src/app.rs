@@ -66,7 +66,19 @@ pub async fn run(
     let (metrics_listener, metrics_addr) = server::bind(options.metrics_addr).await?;
     tracing::info!(http = %http_addr, metrics = %metrics_addr, "listening");
 
-    // The components stop on their own token, cancelled only once /readyz says "draining":
+    // Targets first: a target that cannot start (its credentials' configuration) ends the run
+    // before any source has received a message, so nothing is left half-delivered. Their
+    // background tasks stop on their own token, cancelled only after they have drained.
+    let targets_stop = CancellationToken::new();
+    let targets = match start_targets(&config, &health, &targets_stop, &options).await {
+        Ok(targets) => targets,
+        Err(err) => {
+            targets_stop.cancel();
+            return Err(err);
+        }
+    };
+
+    // The sources stop on their own token, cancelled only once /readyz says "draining":
     // a component turning unready first would show an orchestrator an unready process that
     // does not say it is shutting down.
     let stop = CancellationToken::new();
@@ -87,30 +99,6 @@ pub async fn run(
         );
     }
 
-    let mut targets = Vec::new();
-    for target in config.sqs_targets {
-        let ready = health.register(&target.metadata.name);
-        let name = target.metadata.name.clone();
-        let span = Component::of(crate::targets::sqs::config::COMPONENT, &target.metadata).span();
-        let max_calls = options.limits.max_concurrent_requests;
-        let started = SqsTarget::start(target, ready, stop.clone(), max_calls)
-            .instrument(span)
-            .await;
-        targets.push(Target::Sqs(
-            started.map_err(|source| RunError::Target { name, source })?,
-        ));
-    }
-    for target in config.s3_targets {
-        let ready = health.register(&target.metadata.name);
-        let name = target.metadata.name.clone();
-        let span = Component::of(crate::targets::s3::config::COMPONENT, &target.metadata).span();
-        let started = S3Target::start(target, ready, stop.clone())
-            .instrument(span)
-            .await;
-        targets.push(Target::S3(
-            started.map_err(|source| RunError::Target { name, source })?,
-        ));
-    }
     let drains = targets.clone();
     let ingress = Arc::new(Ingress::new(targets, options.limits));
 
@@ -197,6 +185,7 @@ pub async fn run(
         .instrument(target.span().clone())
         .await;
     }
+    targets_stop.cancel();
     for mut server in [http_server, metrics_server] {
         if tokio::time::timeout_at(deadline, &mut server)
             .await
@@ -208,6 +197,40 @@ pub async fn run(
     }
     tracing::info!("stopped");
     first_error.map_or(Ok(()), Err)
+}
+
+/// Starts every target (none waits for AWS: each turns ready in the background).
+async fn start_targets(
+    config: &Config,
+    health: &Health,
+    stop: &CancellationToken,
+    options: &RunOptions,
+) -> Result<Vec<Target>, RunError> {
+    let mut targets = Vec::new();
+    for target in &config.sqs_targets {
+        let ready = health.register(&target.metadata.name);
+        let name = target.metadata.name.clone();
+        let span = Component::of(crate::targets::sqs::config::COMPONENT, &target.metadata).span();
+        let max_calls = options.limits.max_concurrent_requests;
+        let started = SqsTarget::start(target.clone(), ready, stop.clone(), max_calls)
+            .instrument(span)
+            .await;
+        targets.push(Target::Sqs(
+            started.map_err(|source| RunError::Target { name, source })?,
+        ));
+    }
+    for target in &config.s3_targets {
+        let ready = health.register(&target.metadata.name);
+        let name = target.metadata.name.clone();
+        let span = Component::of(crate::targets::s3::config::COMPONENT, &target.metadata).span();
+        let started = S3Target::start(target.clone(), ready, stop.clone())
+            .instrument(span)
+            .await;
+        targets.push(Target::S3(
+            started.map_err(|source| RunError::Target { name, source })?,
+        ));
+    }
+    Ok(targets)
 }
 
 /// A component's error, or its panic (a bug, but still a failure: exit non-zero).

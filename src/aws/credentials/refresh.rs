@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use metrics::{Counter, Gauge, counter, gauge};
 use rand::Rng;
 use tokio::time::Instant;
@@ -30,6 +32,15 @@ const FAILURE_BACKOFF: Backoff = Backoff::fixed(
 )
 .with_jitter();
 
+/// A fetch several callers wait for.
+type SharedFetch = futures::future::Shared<BoxFuture<'static, Result<(), String>>>;
+
+#[derive(Default)]
+struct Flight {
+    pending: Option<SharedFetch>,
+    last_success: Option<Instant>,
+}
+
 /// Keeps a source's credentials fresh in the background. Cheap to clone.
 #[derive(Clone)]
 pub struct Refreshing {
@@ -40,8 +51,9 @@ struct Shared {
     source: SharedCredentialsProvider,
     current: RwLock<Option<Credentials>>,
     last_error: Mutex<Option<String>>,
-    /// One fetch at a time; holds when the last successful fetch happened.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// The fetch in progress, shared by everyone who asks meanwhile, and when the last one
+    /// succeeded. The lock is held only to read or swap these, never across the fetch.
+    flight: Mutex<Flight>,
     margin: Duration,
     /// How often to re-read a source whose credentials do not expire (None: never).
     recheck: Option<Duration>,
@@ -75,7 +87,7 @@ impl Refreshing {
                 source,
                 current: RwLock::new(None),
                 last_error: Mutex::new(None),
-                fetching: tokio::sync::Mutex::new(None),
+                flight: Mutex::new(Flight::default()),
                 margin,
                 recheck,
                 mode,
@@ -108,14 +120,30 @@ impl Refreshing {
     /// started. Many calls refused at once thus cause one fetch, and each then retries with
     /// credentials newer than the ones it was refused with. Used after `ExpiredToken`.
     pub async fn refresh_unless_newer_than(&self, since: Instant) -> Result<(), String> {
-        let mut last_success = self.shared.fetching.lock().await;
-        if last_success.is_some_and(|at| at > since) {
-            return Ok(());
-        }
-        let result = self.shared.source.provide_credentials().await;
-        match result {
+        let fetch = {
+            let mut flight = self.shared.flight.lock().unwrap_or_else(|e| e.into_inner());
+            if flight.last_success.is_some_and(|at| at > since) {
+                return Ok(());
+            }
+            match &flight.pending {
+                Some(fetch) => fetch.clone(),
+                None => {
+                    let this = self.clone();
+                    let fetch = async move { this.fetch().await }.boxed().shared();
+                    flight.pending = Some(fetch.clone());
+                    fetch
+                }
+            }
+        };
+        // Whoever awaits drives the one fetch; a caller that gives up leaves it to the others
+        // (or to the next caller, who picks it up where it was).
+        fetch.await
+    }
+
+    /// One call to the credentials' source (STS calls time out: see `sts_calls`).
+    async fn fetch(&self) -> Result<(), String> {
+        let outcome = match self.shared.source.provide_credentials().await {
             Ok(credentials) => {
-                *last_success = Some(Instant::now());
                 self.store(credentials);
                 Ok(())
             }
@@ -132,7 +160,13 @@ impl Refreshing {
                 }
                 Err(message)
             }
+        };
+        let mut flight = self.shared.flight.lock().unwrap_or_else(|e| e.into_inner());
+        if outcome.is_ok() {
+            flight.last_success = Some(Instant::now());
         }
+        flight.pending = None;
+        outcome
     }
 
     fn store(&self, credentials: Credentials) {
@@ -253,4 +287,83 @@ fn seconds_until(expiry: SystemTime) -> u64 {
         .duration_since(SystemTime::now())
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A source that takes `delay` to answer and counts its calls.
+    #[derive(Debug)]
+    struct Slow {
+        calls: Arc<AtomicUsize>,
+        delay: Duration,
+    }
+
+    impl ProvideCredentials for Slow {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let delay = self.delay;
+            future::ProvideCredentials::new(async move {
+                tokio::time::sleep(delay).await;
+                Ok(Credentials::new("AKID", "secret", None, None, "test"))
+            })
+        }
+    }
+
+    fn refreshing(delay: Duration) -> (Refreshing, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let source = SharedCredentialsProvider::new(Slow {
+            calls: calls.clone(),
+            delay,
+        });
+        let component = Component {
+            kind: "test",
+            name: "t".into(),
+            namespace: None,
+        };
+        let refreshing = Refreshing::new(source, Duration::from_secs(60), None, component, "test");
+        (refreshing, calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_meanwhile_share_one_fetch_and_the_request_path_never_waits() {
+        let (refreshing, calls) = refreshing(Duration::from_secs(5));
+        let first = tokio::spawn({
+            let r = refreshing.clone();
+            async move { r.refresh_now().await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The fetch is under way: reading credentials answers at once (not loaded yet)…
+        let read = tokio::time::timeout(Duration::from_millis(1), refreshing.provide_credentials());
+        assert!(read.await.expect("no wait").is_err(), "nothing loaded yet");
+        // …and a caller that asks meanwhile joins that fetch instead of starting another.
+        let asked = Instant::now();
+        refreshing.refresh_unless_newer_than(asked).await.unwrap();
+        assert_eq!(asked.elapsed(), Duration::from_secs(4), "joined the fetch");
+        first.await.unwrap().unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(refreshing.provide_credentials().await.is_ok());
+        // A later request for credentials newer than the last fetch makes a new one.
+        refreshing.refresh_now().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_that_gives_up_leaves_the_fetch_to_the_next() {
+        let (refreshing, calls) = refreshing(Duration::from_secs(5));
+        let gave_up = tokio::time::timeout(Duration::from_secs(1), refreshing.refresh_now()).await;
+        assert!(gave_up.is_err());
+        refreshing.refresh_now().await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "the abandoned fetch was picked up"
+        );
+    }
 }

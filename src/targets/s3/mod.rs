@@ -47,17 +47,21 @@ pub struct S3Target {
 impl S3Target {
     /// Builds the target; readiness is raised once the bucket's region is known (retried in
     /// the background until then).
+    /// `stop` ends its background tasks (the credentials' refresh, the readiness probe):
+    /// cancel it only once the target has drained, so its last sends have fresh credentials.
     pub async fn start(
         config: S3TargetConfig,
         ready: ReadyFlag,
-        shutdown: CancellationToken,
+        stop: CancellationToken,
     ) -> Result<Arc<S3Target>, super::StartError> {
         let component = Component::of(COMPONENT, &config.metadata);
         // Buckets are global; their region is asked for from the default region.
         let region = crate::aws::default_region();
         let credentials = credentials::for_component(&component, &config.auth, &region).await?;
-        let _ = credentials.refresh_now().await;
-        tokio::spawn(credentials.clone().run(shutdown.clone()).in_current_span());
+        // The first fetch happens in the background, like every later one: `start` (and so
+        // the HTTP server, /healthz and SIGTERM) never waits for STS. Until it succeeds the
+        // readiness probe fails and `/readyz` says so.
+        tokio::spawn(credentials.clone().run(stop.clone()).in_current_span());
         let sdk = crate::aws::sdk_config(&region, &credentials).await;
         let target = Arc::new(S3Target {
             config,
@@ -71,7 +75,7 @@ impl S3Target {
         let bucket = probe.config.bucket.to_string();
         tokio::spawn(
             async move {
-                super::become_ready(&bucket, ready, shutdown, || async {
+                super::become_ready(&bucket, ready, stop, || async {
                     probe.client().await.map(|_| ())
                 })
                 .await

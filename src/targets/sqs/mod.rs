@@ -178,17 +178,21 @@ impl SqsTarget {
     /// Builds the target and starts its batcher (at most `max_calls` `SendMessageBatch` calls
     /// in flight: `--max-concurrent-requests`); readiness is raised once the queue URL is
     /// known (retried in the background until then).
+    /// `stop` ends its background tasks (the credentials' refresh, the readiness probe):
+    /// cancel it only once the target has drained, so its last sends have fresh credentials.
     pub async fn start(
         config: SqsTargetConfig,
         ready: ReadyFlag,
-        shutdown: CancellationToken,
+        stop: CancellationToken,
         max_calls: usize,
     ) -> Result<Arc<SqsTarget>, super::StartError> {
         let component = Component::of(COMPONENT, &config.metadata);
         let credentials =
             credentials::for_component(&component, &config.auth, &config.queue.region).await?;
-        let _ = credentials.refresh_now().await;
-        tokio::spawn(credentials.clone().run(shutdown.clone()).in_current_span());
+        // The first fetch happens in the background, like every later one: `start` (and so
+        // the HTTP server, /healthz and SIGTERM) never waits for STS. Until it succeeds the
+        // readiness probe fails and `/readyz` says so.
+        tokio::spawn(credentials.clone().run(stop.clone()).in_current_span());
         let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
         let client = crate::aws::sqs_client(&sdk, &component, Duration::from_secs(10));
         let queue = Arc::new(Queue {
@@ -204,7 +208,7 @@ impl SqsTarget {
         tokio::spawn(
             async move {
                 let arn = probe.config.queue.to_string();
-                super::become_ready(&arn, ready, shutdown, || async {
+                super::become_ready(&arn, ready, stop, || async {
                     let url = probe.url().await?;
                     probe.read_max_size(&url).await;
                     Ok(())

@@ -100,6 +100,7 @@ pub async fn run(
     }
 
     let drains = targets.clone();
+    let max_connections = options.limits.max_connections;
     let ingress = Arc::new(Ingress::new(targets, options.limits));
 
     let servers_stop = CancellationToken::new();
@@ -140,6 +141,7 @@ pub async fn run(
         servers_stop.clone(),
         drain,
         options.tls.clone(),
+        max_connections,
     ));
     let metrics_server = tokio::spawn(server::serve(
         metrics_listener,

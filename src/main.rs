@@ -73,6 +73,13 @@ enum Command {
         /// Target requests processed at once (503 with Retry-After beyond).
         #[arg(long, default_value_t = 1024)]
         max_concurrent_requests: usize,
+        /// Bytes of target request bodies held at once (503 with Retry-After beyond); at least
+        /// --max-request-bytes.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        max_request_bytes_in_flight: usize,
+        /// Connections open at once on --http-addr (more wait until one closes).
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
         /// A file holding a token that every target request must carry as
         /// `Authorization: Bearer <token>` (re-read when the file changes).
         #[arg(long)]
@@ -134,10 +141,24 @@ fn main() -> ExitCode {
             shutdown_grace,
             max_request_bytes,
             max_concurrent_requests,
+            max_request_bytes_in_flight,
+            max_connections,
             bearer_token_file,
             tls_cert_file,
             tls_key_file,
         } => {
+            if max_request_bytes_in_flight < max_request_bytes {
+                eprintln!(
+                    "error: --max-request-bytes-in-flight ({max_request_bytes_in_flight}) is smaller than --max-request-bytes ({max_request_bytes}): the largest request could never be taken"
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            if max_connections == 0 || max_concurrent_requests == 0 {
+                eprintln!(
+                    "error: --max-connections and --max-concurrent-requests must be at least 1"
+                );
+                return ExitCode::from(EXIT_CONFIG);
+            }
             let env = manifest::env::ProcessEnv;
             let from_env = config.is_empty();
             let config = if from_env {
@@ -191,6 +212,8 @@ fn main() -> ExitCode {
                 limits: Limits {
                     max_body_bytes: max_request_bytes,
                     max_concurrent_requests,
+                    max_body_bytes_in_flight: max_request_bytes_in_flight,
+                    max_connections,
                     bearer,
                 },
             };

@@ -201,6 +201,7 @@ async fn https_sinks_are_verified_against_the_destination_ca() {
         stop.clone(),
         Duration::from_secs(1),
         Some(acceptor),
+        server::DEFAULT_MAX_CONNECTIONS,
     ));
 
     let aws = Aws::new().await;

@@ -68,20 +68,35 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) {
-    serve_tls(listener, handler, shutdown, drain, None).await;
+    serve_tls(
+        listener,
+        handler,
+        shutdown,
+        drain,
+        None,
+        DEFAULT_MAX_CONNECTIONS,
+    )
+    .await;
 }
+
+/// Connections [`serve`] keeps open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Time allowed for a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// [`serve`], over TLS when an acceptor is given (plain-HTTP clients are then refused).
+/// [`serve`], over TLS when an acceptor is given (plain-HTTP clients are then refused), with
+/// at most `max_connections` open: beyond that, new connections wait in the listen backlog
+/// until one closes (each open connection holds buffers, and file descriptors are finite).
 pub async fn serve_tls(
     listener: TcpListener,
     handler: Handler,
     shutdown: CancellationToken,
     drain: Duration,
     tls: Option<TlsAcceptor>,
+    max_connections: usize,
 ) {
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -91,6 +106,10 @@ pub async fn serve_tls(
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     loop {
+        let slot = tokio::select! {
+            slot = open.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = shutdown.cancelled() => break,
+        };
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -114,6 +133,7 @@ pub async fn serve_tls(
         let tls = tls.clone();
         // The handshake happens in the connection's own task: a slow one blocks nobody.
         tokio::spawn(async move {
+            let _slot = slot;
             let result = match tls {
                 None => {
                     let connection =

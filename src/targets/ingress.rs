@@ -32,7 +32,17 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Requests processed at once (503 with `Retry-After` beyond).
     pub max_concurrent_requests: usize,
+    /// Bytes of request bodies held at once, all targets together (503 with `Retry-After`
+    /// beyond). A request is charged its `Content-Length`, or `max_body_bytes` without one,
+    /// from before its body is read until it is answered; decoding and sending its events is
+    /// bounded by that too, as they are made of its body.
+    pub max_body_bytes_in_flight: usize,
+    /// Connections open at once on the HTTP address (more wait in the listen backlog).
+    pub max_connections: usize,
 }
+
+/// The body budget counts in KiB: a semaphore takes at most `u32::MAX` permits at once.
+const BUDGET_UNIT: usize = 1024;
 
 /// Routes requests to targets.
 pub struct Ingress {
@@ -41,6 +51,8 @@ pub struct Ingress {
     root: Option<Routed>,
     limits: Limits,
     slots: Arc<Semaphore>,
+    /// The body budget, in [`BUDGET_UNIT`]s.
+    body_budget: Arc<Semaphore>,
 }
 
 /// A target with the handles of its request metrics.
@@ -133,6 +145,9 @@ impl Ingress {
                 .collect(),
             root,
             slots: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            body_budget: Arc::new(Semaphore::new(
+                limits.max_body_bytes_in_flight.div_ceil(BUDGET_UNIT),
+            )),
             limits,
         }
     }
@@ -215,6 +230,25 @@ impl Ingress {
         if declared.is_some_and(|len| len > self.limits.max_body_bytes) {
             return (too_large(), "none");
         }
+        let charge = declared
+            .unwrap_or(self.limits.max_body_bytes)
+            .div_ceil(BUDGET_UNIT);
+        let Ok(_budget) = self
+            .body_budget
+            .clone()
+            .try_acquire_many_owned(u32::try_from(charge.max(1)).unwrap_or(u32::MAX))
+        else {
+            let mut error = TargetError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the adapter already holds its limit of request bodies ({} bytes, \
+                     --max-request-bytes-in-flight); retry shortly",
+                    self.limits.max_body_bytes_in_flight
+                ),
+            );
+            error.retry_after = Some(1);
+            return (error_response(&error), "none");
+        };
         // A client that stops sending its body must not hold a slot for ever.
         let read = tokio::time::timeout(
             BODY_READ_TIMEOUT,

@@ -9,6 +9,7 @@
 //!   `SendMessageBatch`, coalescing of concurrent requests, FIFO groups and deduplication);
 //! - `s3.rs`: the S3 target (objects written from the Python SDK);
 //! - `fidelity.rs`: JSON data written byte for byte by both targets in every mode;
+//! - `pressure.rs`: the byte budget of request bodies and the connection cap;
 //! - `errors.rs`: both targets' error answers (JSON errors, AWS error codes, saturation with
 //!   `Retry-After`, messages over the size limit).
 
@@ -16,6 +17,7 @@
 mod common;
 mod errors;
 mod fidelity;
+mod pressure;
 mod s3;
 mod shared;
 mod sqs;

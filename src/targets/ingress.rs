@@ -4,17 +4,17 @@
 //! CloudEvent (binary mode) for a single event, a batch of them for a batch.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use metrics::{Counter, Histogram, counter, histogram};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::telemetry::RequestMetrics;
 use super::{Outcome, Target, TargetError};
 use crate::cloudevents::{Encoding, OutEvent, inbound};
 use crate::http::bearer::BearerAuth;
@@ -60,72 +60,6 @@ pub struct Ingress {
 struct Routed {
     target: Target,
     metrics: Arc<RequestMetrics>,
-}
-
-/// Mode labels of `aws_event_adapter_target_requests_total`.
-const MODES: [&str; 4] = ["binary", "structured", "batch", "none"];
-
-/// One target's metric handles, each registered on first use: looking a labelled metric up
-/// in the recorder for every request (building its label strings) cost more than the rest of
-/// the bookkeeping together in the profile of the SQS target.
-struct RequestMetrics {
-    requests: [[OnceLock<Counter>; MODES.len()]; 5],
-    events: [OnceLock<Counter>; 2],
-    seconds: Histogram,
-}
-
-impl RequestMetrics {
-    fn new(target: &Target) -> Self {
-        RequestMetrics {
-            requests: Default::default(),
-            events: Default::default(),
-            seconds: histogram!(
-                "aws_event_adapter_target_request_seconds",
-                "component" => target.kind(),
-                "name" => target.name().to_string()
-            ),
-        }
-    }
-
-    fn request(&self, target: &Target, status: StatusCode, mode: &'static str) {
-        let class = usize::from(status.as_u16() / 100).clamp(1, 5);
-        let mode_index = MODES
-            .iter()
-            .position(|m| *m == mode)
-            .unwrap_or(MODES.len() - 1);
-        self.requests[class - 1][mode_index]
-            .get_or_init(|| {
-                counter!(
-                    "aws_event_adapter_target_requests_total",
-                    "component" => target.kind(),
-                    "name" => target.name().to_string(),
-                    "status_class" => format!("{class}xx"),
-                    "mode" => MODES[mode_index]
-                )
-            })
-            .increment(1);
-    }
-
-    fn events(&self, target: &Target, outcomes: &[Outcome]) {
-        let written = outcomes.iter().filter(|o| o.is_ok()).count();
-        for (index, (label, count)) in [("written", written), ("failed", outcomes.len() - written)]
-            .into_iter()
-            .enumerate()
-        {
-            if count > 0 {
-                self.events[index]
-                    .get_or_init(|| {
-                        counter!(
-                            "aws_event_adapter_target_events_total",
-                            "component" => target.kind(),
-                            "name" => target.name().to_string(),
-                            "outcome" => label
-                        )
-                    })
-                    .increment(count as u64);
-            }
-        }
-    }
 }
 
 impl Ingress {

@@ -8,6 +8,9 @@
 pub mod ingress;
 pub mod s3;
 pub mod sqs;
+mod telemetry;
+
+pub(crate) use telemetry::record_aws_error;
 
 use std::sync::Arc;
 
@@ -133,71 +136,6 @@ pub fn event_identity_hash(event: &Event) -> String {
     hasher.update([0]);
     hasher.update(event.id().as_bytes());
     hex::encode(hasher.finalize())
-}
-
-/// Counts an AWS call a target made that failed.
-pub(crate) fn record_aws_error(
-    kind: &'static str,
-    name: &str,
-    operation: &'static str,
-    code: &str,
-    message: &str,
-) {
-    metrics::counter!(
-        "aws_event_adapter_aws_errors_total",
-        "component" => kind,
-        "name" => name.to_string(),
-        "operation" => operation,
-        "code" => code.to_string()
-    )
-    .increment(1);
-    if let Some(suppressed) = error_log_due(kind, name, operation, code) {
-        tracing::warn!(
-            operation,
-            code,
-            error = message,
-            suppressed,
-            "AWS refused or failed a call"
-        );
-    }
-}
-
-/// At most one log line per component, operation and code in this interval (every failure is
-/// counted all the same): a queue that throttles for a minute must not write a line per event.
-const ERROR_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// `Some(n)` when a failure of this kind should be logged now, `n` being the failures not
-/// logged since the last line.
-fn error_log_due(
-    kind: &'static str,
-    name: &str,
-    operation: &'static str,
-    code: &str,
-) -> Option<u64> {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    type Key = (&'static str, String, &'static str, String);
-    static LAST: OnceLock<Mutex<HashMap<Key, (std::time::Instant, u64)>>> = OnceLock::new();
-    let now = std::time::Instant::now();
-    let mut last = LAST
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let key = (kind, name.to_string(), operation, code.to_string());
-    match last.get_mut(&key) {
-        Some((at, suppressed)) if now.duration_since(*at) < ERROR_LOG_INTERVAL => {
-            *suppressed += 1;
-            None
-        }
-        Some((at, suppressed)) => {
-            *at = now;
-            Some(std::mem::take(suppressed))
-        }
-        None => {
-            last.insert(key, (now, 0));
-            Some(0)
-        }
-    }
 }
 
 /// Between readiness probes until one succeeds: 0.5 s, doubling up to 30 s. With equal

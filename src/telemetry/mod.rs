@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::common::Metadata;
 
 mod json_lines;
+pub mod log_limit;
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -49,7 +49,7 @@ use heartbeat::InFlight;
 use pollers::{Next, Pollers, Received};
 use process::Context;
 use queue::{Queue, visibility_seconds};
-use settle::{Settle, Settler};
+use settle::{DeleteGate, Settle, Settler};
 use telemetry::SourceTelemetry;
 
 /// Runs the source until `shutdown` fires, then drains within `grace`: no new receives,
@@ -106,7 +106,9 @@ pub async fn run(
     ready.set(true);
 
     let in_flight = Arc::new(InFlight::new(telemetry.in_flight_gauge()));
-    let (settle, settler) = Settler::start(queue.clone(), in_flight.clone(), &name);
+    let deletes = Arc::new(DeleteGate::new(ready.clone()));
+    let (settle, settler) =
+        Settler::start(queue.clone(), in_flight.clone(), deletes.clone(), &name);
     let stop_heartbeat = CancellationToken::new();
     let heartbeat = config.receive.visibility_heartbeat.then(|| {
         tokio::spawn(
@@ -152,6 +154,7 @@ pub async fn run(
         queue: queue.clone(),
         tracker: tracker.clone(),
         ready: ready.clone(),
+        deletes,
         shutdown: shutdown.clone(),
     });
     let mut running = JoinSet::new();
@@ -276,6 +279,8 @@ struct PollShared {
     grow: mpsc::UnboundedSender<()>,
     tracker: TaskTracker,
     ready: ReadyFlag,
+    /// Closed while SQS denies deletes: then nobody receives.
+    deletes: Arc<DeleteGate>,
     shutdown: CancellationToken,
 }
 
@@ -310,6 +315,7 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
         permits,
         tracker,
         ready,
+        deletes,
         shutdown,
         batch,
         ..
@@ -318,6 +324,13 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
     let receive = &ctx.config.receive;
     let mut failures = 0u32;
     loop {
+        // Messages received now could not be deleted: wait until deletes work again.
+        if !deletes.is_open() {
+            tokio::select! {
+                () = deletes.opened() => {},
+                () = shutdown.cancelled() => return Ended::Shutdown,
+            }
+        }
         // Wait for one free slot, then take as many more as are free (up to a batch): ask SQS
         // for only what can start at once, without waiting for a whole batch to be free.
         let mut reserved = tokio::select! {
@@ -366,7 +379,9 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
         let messages = match result {
             Ok(output) => {
                 failures = 0;
-                ready.set(true);
+                if deletes.is_open() {
+                    ready.set(true);
+                }
                 output.messages.unwrap_or_default()
             }
             Err(err) => {

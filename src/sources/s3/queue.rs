@@ -49,6 +49,21 @@ const DELETE_BACKOFF: Backoff = Backoff::fixed(
 )
 .with_jitter();
 
+/// How a [`Queue::delete_batch`] ended.
+#[derive(Debug)]
+pub enum Deleted {
+    /// SQS took a call: every entry deleted, or the failures reported one by one.
+    Settled(Flushed),
+    /// Every attempt failed (not for lack of permission); the failures are reported.
+    Failed(Flushed),
+    /// SQS denied the call (no `sqs:DeleteMessage`); `pending` were not deleted.
+    Denied {
+        pending: Vec<Receipt>,
+        code: String,
+        message: String,
+    },
+}
+
 /// A message handle that can be deleted or have its visibility changed.
 #[derive(Debug, Clone)]
 pub struct Receipt {
@@ -147,10 +162,12 @@ impl Queue {
     /// Deletes up to ten messages in one call; entries that fail are reported one by one (their
     /// messages come back after the visibility timeout: a duplicate, never a loss). The call is
     /// tried again after an error, and so are the entries SQS failed through no fault of the
-    /// sender (`SenderFault: false`), up to [`DELETE_ATTEMPTS`] in all. Returns what the
-    /// attempts say about SQS's capacity: `Throttled` if any was throttled, `Failed` if any
-    /// failed otherwise (a refusal for lack of permission says nothing about capacity).
-    pub async fn delete_batch(&self, receipts: &[Receipt]) -> Flushed {
+    /// sender (`SenderFault: false`), up to [`DELETE_ATTEMPTS`] in all. Every failed call is
+    /// counted. A call denied for lack of permission ends at once with [`Deleted::Denied`] and
+    /// the receipts still to delete: the caller decides what to do (see `settle`). Otherwise
+    /// says what the attempts tell of SQS's capacity: `Throttled` if any was throttled,
+    /// `Failed` if any failed otherwise.
+    pub async fn delete_batch(&self, receipts: &[Receipt]) -> Deleted {
         // Entry ids are indices into `receipts`, on every attempt.
         let mut pending: Vec<usize> = (0..receipts.len()).collect();
         let mut attempt = 0;
@@ -196,7 +213,7 @@ impl Queue {
                         }
                     }
                     if again.is_empty() {
-                        return feedback;
+                        return Deleted::Settled(feedback);
                     }
                     // Failed on SQS's side: says as much as a failed call.
                     if feedback == Flushed::Done {
@@ -206,9 +223,18 @@ impl Queue {
                 }
                 Err(err) => {
                     let (code, message) = (error_label(&err), error_message(&err));
-                    let denied = is_access_denied(&err);
-                    feedback = worse(feedback, &code, denied);
-                    if last || denied {
+                    self.telemetry
+                        .sqs_error("DeleteMessageBatch", &code, &message);
+                    if is_access_denied(&err) {
+                        let pending = pending.iter().map(|&i| receipts[i].clone()).collect();
+                        return Deleted::Denied {
+                            pending,
+                            code,
+                            message,
+                        };
+                    }
+                    feedback = worse(feedback, &code);
+                    if last {
                         for &index in &pending {
                             self.telemetry.delete_failed(
                                 &receipts[index].message_id,
@@ -216,10 +242,8 @@ impl Queue {
                                 &message,
                             );
                         }
-                        return feedback;
+                        return Deleted::Failed(feedback);
                     }
-                    self.telemetry
-                        .sqs_error("DeleteMessageBatch", &code, &message);
                 }
             }
             tokio::time::sleep(DELETE_BACKOFF.delay(attempt)).await;
@@ -286,16 +310,16 @@ impl Queue {
                 let code = error_label(&err);
                 self.telemetry
                     .sqs_error(operation, &code, &error_message(&err));
-                Err(worse(Flushed::Done, &code, false))
+                Err(worse(Flushed::Done, &code))
             }
         }
     }
 }
 
 /// The worse of `so_far` and what an error with `code` says about SQS's capacity.
-fn worse(so_far: Flushed, code: &str, denied: bool) -> Flushed {
-    match (so_far, denied) {
-        (Flushed::Throttled, _) | (_, true) => so_far,
+fn worse(so_far: Flushed, code: &str) -> Flushed {
+    match so_far {
+        Flushed::Throttled => so_far,
         _ if is_throttling(code) => Flushed::Throttled,
         _ => Flushed::Failed,
     }
@@ -324,26 +348,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throttling_outweighs_failures_and_denials_say_nothing() {
-        assert_eq!(worse(Flushed::Done, "timeout", false), Flushed::Failed);
+    fn throttling_outweighs_failures() {
+        assert_eq!(worse(Flushed::Done, "timeout"), Flushed::Failed);
+        assert_eq!(worse(Flushed::Done, "RequestThrottled"), Flushed::Throttled);
+        assert_eq!(worse(Flushed::Done, "http_429"), Flushed::Throttled);
         assert_eq!(
-            worse(Flushed::Done, "RequestThrottled", false),
+            worse(Flushed::Failed, "ThrottlingException"),
             Flushed::Throttled
         );
-        assert_eq!(worse(Flushed::Done, "http_429", false), Flushed::Throttled);
-        assert_eq!(
-            worse(Flushed::Failed, "ThrottlingException", false),
-            Flushed::Throttled
-        );
-        assert_eq!(
-            worse(Flushed::Throttled, "network", false),
-            Flushed::Throttled
-        );
-        assert_eq!(worse(Flushed::Done, "AccessDenied", true), Flushed::Done);
-        assert_eq!(
-            worse(Flushed::Failed, "AccessDenied", true),
-            Flushed::Failed
-        );
+        assert_eq!(worse(Flushed::Throttled, "network"), Flushed::Throttled);
     }
 
     #[test]

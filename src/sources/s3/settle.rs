@@ -14,10 +14,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use tokio::sync::watch;
+
 use super::config::COMPONENT;
 use super::heartbeat::{InFlight, InFlightGuard};
-use super::queue::{Queue, Receipt};
+use super::queue::{Deleted, Queue, Receipt};
+use crate::backoff::{Backoff, Curve, Retry};
 use crate::batch::{self, Batcher, Flush, Flushed};
+use crate::http::health::ReadyFlag;
 
 /// The longest a partial batch waits for more entries (the fixed linger this replaced).
 const MAX_LINGER: Duration = Duration::from_millis(20);
@@ -29,6 +33,55 @@ const INITIAL_CALLS: usize = 4;
 const MAX_CALLS: usize = 64;
 /// Settlements queued per kind before message tasks wait.
 const CAPACITY: usize = 1024;
+
+/// Between retries of deletes SQS denied: 1 s, doubling up to 30 s, with equal jitter.
+const DENIED_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_secs(1),
+    Duration::from_secs(30),
+)
+.with_jitter();
+
+/// Whether SQS lets the source delete its messages. While it denies `DeleteMessage`, every
+/// message delivered would come back and be delivered again, for ever: the gate closes, the
+/// source turns unready, the pollers wait at the gate instead of receiving, and the denied
+/// deletes are retried with backoff (their messages stay in flight, so the heartbeat keeps
+/// them hidden where it may). The first delete SQS takes opens the gate again.
+pub struct DeleteGate {
+    open: watch::Sender<bool>,
+    ready: ReadyFlag,
+}
+
+impl DeleteGate {
+    pub fn new(ready: ReadyFlag) -> Self {
+        DeleteGate {
+            open: watch::Sender::new(true),
+            ready,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.open.borrow()
+    }
+
+    /// Returns once the gate is open.
+    pub async fn opened(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+
+    /// Closes the gate; `true` if it was open.
+    fn close(&self) -> bool {
+        let was_open = self.open.send_replace(false);
+        self.ready.set(false);
+        was_open
+    }
+
+    /// Opens the gate; `true` if it was closed. Readiness comes back with the next receive.
+    fn reopen(&self) -> bool {
+        !self.open.send_replace(true)
+    }
+}
 
 /// What to do with a message.
 pub enum Settle {
@@ -90,6 +143,7 @@ impl Settler {
     pub fn start(
         queue: Arc<Queue>,
         in_flight: Arc<InFlight>,
+        gate: Arc<DeleteGate>,
         name: &str,
     ) -> (SettleSender, Settler) {
         let options = |operation| batch::Options {
@@ -101,8 +155,13 @@ impl Settler {
             name: name.to_string(),
             operation,
         };
-        let (deletes, delete_batcher) =
-            Batcher::start(Deletes(queue.clone()), options("DeleteMessageBatch"));
+        let (deletes, delete_batcher) = Batcher::start(
+            Deletes {
+                queue: queue.clone(),
+                gate,
+            },
+            options("DeleteMessageBatch"),
+        );
         let (releases, release_batcher) = Batcher::start(
             Releases {
                 queue: queue.clone(),
@@ -132,16 +191,43 @@ impl Settler {
 }
 
 /// `DeleteMessageBatch`: the guards are dropped only once the call returned.
-struct Deletes(Arc<Queue>);
+struct Deletes {
+    queue: Arc<Queue>,
+    gate: Arc<DeleteGate>,
+}
 
 impl Flush for Deletes {
     type Item = (Receipt, InFlightGuard);
 
     async fn flush(&self, batch: Vec<Self::Item>) -> Flushed {
-        let (receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) = batch.into_iter().unzip();
+        let (mut receipts, guards): (Vec<Receipt>, Vec<InFlightGuard>) = batch.into_iter().unzip();
+        let mut retry = Retry::new(DENIED_BACKOFF);
         // `delete_batch` retries and reports failures itself; throttling on the way halves
-        // the calls in flight.
-        let flushed = self.0.delete_batch(&receipts).await;
+        // the calls in flight. A denial is retried here until SQS takes the deletes (on
+        // shutdown, until the settler's drain deadline: then the process exits and the
+        // messages come back after their visibility timeout).
+        let flushed = loop {
+            match self.queue.delete_batch(&receipts).await {
+                Deleted::Settled(flushed) => {
+                    if self.gate.reopen() {
+                        self.queue.telemetry().deletes_allowed_again();
+                    }
+                    break flushed;
+                }
+                Deleted::Failed(flushed) => break flushed,
+                Deleted::Denied {
+                    pending,
+                    code,
+                    message,
+                } => {
+                    if self.gate.close() {
+                        self.queue.telemetry().deletes_denied(&code, &message);
+                    }
+                    receipts = pending;
+                    tokio::time::sleep(retry.next_delay()).await;
+                }
+            }
+        };
         drop(guards); // only now may the heartbeat forget these messages
         flushed
     }

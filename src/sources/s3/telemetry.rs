@@ -11,6 +11,21 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use super::config::COMPONENT;
 use super::notification::Malformed;
 use crate::http::sink::SendError;
+use crate::telemetry::log_limit::error_log_due;
+
+/// Codes that mean AWS refused the credentials or the permission, not that SQS failed.
+fn is_refusal(code: &str) -> bool {
+    matches!(
+        code,
+        "http_403"
+            | "AccessDenied"
+            | "AccessDeniedException"
+            | "SignatureDoesNotMatch"
+            | "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "RequestExpired"
+    )
+}
 
 pub struct SourceTelemetry {
     name: String,
@@ -144,24 +159,22 @@ impl SourceTelemetry {
         self.visibility_extended.increment(count as u64);
     }
 
-    /// A call to SQS failed (other than the per-entry failures above).
+    /// A call to SQS failed (other than the per-entry failures above). Counted every time,
+    /// logged at most once per 10 s per operation and code (with the lines left out since).
     pub fn sqs_error(&self, operation: &'static str, code: &str, message: &str) {
-        let refused = matches!(
-            code,
-            "http_403"
-                | "AccessDenied"
-                | "AccessDeniedException"
-                | "SignatureDoesNotMatch"
-                | "InvalidClientTokenId"
-                | "ExpiredToken"
-                | "RequestExpired"
-        );
-        if refused {
+        let mut labels = self.labels(("operation", operation));
+        labels.push(("code", code.to_string()));
+        counter!("aws_event_adapter_aws_errors_total", &labels).increment(1);
+        let Some(suppressed) = error_log_due(COMPONENT, &self.name, operation, code) else {
+            return;
+        };
+        if is_refusal(code) {
             tracing::warn!(
                 operation,
                 code,
                 auth = self.auth,
                 error = message,
+                suppressed,
                 "AWS refused the source's credentials or permissions; retrying with backoff"
             );
         } else {
@@ -170,12 +183,27 @@ impl SourceTelemetry {
                 code,
                 auth = self.auth,
                 error = message,
+                suppressed,
                 "SQS call failed"
             );
         }
-        let mut labels = self.labels(("operation", operation));
-        labels.push(("code", code.to_string()));
-        counter!("aws_event_adapter_aws_errors_total", &labels).increment(1);
+    }
+
+    /// SQS denies `DeleteMessage`: the source stops receiving (and is unready) until a delete
+    /// succeeds again. Logged once when it happens (each denied call is counted by
+    /// [`SourceTelemetry::sqs_error`]).
+    pub fn deletes_denied(&self, code: &str, message: &str) {
+        tracing::error!(
+            code,
+            auth = self.auth,
+            error = message,
+            "SQS denies DeleteMessage (the identity needs sqs:DeleteMessage): not receiving, and not ready, until a delete succeeds; retrying the deletes with backoff"
+        );
+    }
+
+    /// A delete succeeded after [`SourceTelemetry::deletes_denied`]: receiving resumes.
+    pub fn deletes_allowed_again(&self) {
+        tracing::info!("SQS accepts DeleteMessage again; receiving resumes");
     }
 
     /// An optional call was denied: its feature is switched off for good, with one warning.

@@ -1,9 +1,9 @@
 //! Issue 5: an `AWSS3Source` without `destination` gets its queue, queue policy and bucket
 //! notification created on the user's behalf (by `provision` and at `run` start), idempotently,
 //! and removed again by `deprovision` — against moto, with the adapter binary run as a user
-//! runs it. The last test does it all under IAM enforcement with exactly the seed's policies.
+//! runs it. One test does it all under IAM enforcement with exactly the seed's policies.
 //!
-//! It stays one file of about 900 lines because its eight tests are all steps of the same
+//! It stays one file of about 950 lines because its nine tests are all steps of the same
 //! provisioning life cycle and use the same read-back helpers (queue entries, the provisioned
 //! queue's policy and tags), which a split would only move into a file of their own.
 
@@ -908,4 +908,62 @@ async fn provision_refuses_to_take_over_a_queue_it_did_not_create() {
         outcome.stderr
     );
     assert!(outcome.write_calls().is_empty(), "{}", outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_refuses_an_entry_that_overlaps_another_as_real_s3_would() {
+    let aws = Aws::new().await;
+    let bucket = unique("prov-overlap");
+    let unrelated = bucket_with_unrelated_entry(&aws, &bucket).await;
+    let source = |name: &str, events: &[&str]| {
+        provisioned_source(name, None, &bucket, events, NO_SINK, TESTING)
+    };
+    adapter_command("provision", &source("all", &["s3:ObjectCreated:*"]), &[])
+        .await
+        .assert_success("the first source");
+    let before = queue_entries(&aws, &bucket).await;
+    assert_eq!(before.len(), 2);
+
+    // moto would take both; S3 answers "Configuration is ambiguously defined".
+    for (name, events, overlapped) in [
+        (
+            "puts",
+            "s3:ObjectCreated:Put",
+            "aws-event-adapter.default.all".to_string(),
+        ),
+        (
+            "deletes",
+            "s3:ObjectRemoved:Delete",
+            unrelated.id().unwrap().to_string(),
+        ),
+    ] {
+        let outcome = adapter_command("provision", &source(name, &[events]), &[]).await;
+        assert!(!outcome.status.success(), "{name}: {}", outcome.stdout);
+        let said = format!("{}{}", outcome.stdout, outcome.stderr);
+        assert!(
+            said.contains(&format!("{overlapped:?}")) && said.contains("ambiguously defined"),
+            "{name}: the error names the overlapped entry {overlapped}:\n{said}"
+        );
+        assert!(
+            !outcome
+                .write_calls()
+                .contains(&"PutBucketNotificationConfiguration".into()),
+            "{name}: nothing written"
+        );
+    }
+    assert_eq!(
+        queue_entries(&aws, &bucket).await,
+        before,
+        "nothing changed"
+    );
+
+    // Event types that overlap nothing go in.
+    adapter_command(
+        "provision",
+        &source("restores", &["s3:ObjectRestore:*"]),
+        &[],
+    )
+    .await
+    .assert_success("a source of other event types");
+    assert_eq!(queue_entries(&aws, &bucket).await.len(), 3);
 }

@@ -18,19 +18,21 @@
 pub mod config;
 pub mod heartbeat;
 pub mod notification;
+pub mod overlap;
 pub mod pollers;
 pub mod process;
 pub mod provision;
 pub mod queue;
 pub mod settle;
+pub mod supervisor;
 pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -50,6 +52,7 @@ use pollers::{Next, Pollers, Received};
 use process::Context;
 use queue::{Queue, visibility_seconds};
 use settle::{DeleteGate, Settle, Settler};
+use supervisor::Supervisor;
 use telemetry::SourceTelemetry;
 
 /// Runs the source until `shutdown` fires, then drains within `grace`: no new receives,
@@ -157,17 +160,19 @@ pub async fn run(
         deletes,
         shutdown: shutdown.clone(),
     });
-    let mut running = JoinSet::new();
+    let spawn = {
+        let shared = shared.clone();
+        move || poll(shared.clone()).boxed()
+    };
+    let mut pollers = Supervisor::new(spawn, ready.clone(), telemetry.poller_panics());
     for _ in 0..shared.pollers.active() {
-        running.spawn(poll(shared.clone()).in_current_span());
+        pollers.start();
     }
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            Some(()) = more_pollers.recv() => {
-                running.spawn(poll(shared.clone()).in_current_span());
-            }
-            Some(result) = running.join_next() => report_poller(result),
+            Some(()) = more_pollers.recv() => pollers.start(),
+            Some(result) = pollers.ended() => pollers.handle(result),
         }
     }
     drop(shared);
@@ -175,9 +180,8 @@ pub async fn run(
     // Everything below happens before `deadline`, whatever SQS or the sink do.
     let started = Instant::now();
     let deadline = started + grace;
-    while let Some(result) = running.join_next().await {
-        report_poller(result);
-    }
+    pollers.join_all().await;
+    drop(pollers);
     tracker.close();
     // In-flight messages get nine tenths of the grace; the rest is for the final calls.
     let messages_deadline = started + grace.mul_f64(0.9);
@@ -282,14 +286,6 @@ struct PollShared {
     /// Closed while SQS denies deletes: then nobody receives.
     deletes: Arc<DeleteGate>,
     shutdown: CancellationToken,
-}
-
-fn report_poller(result: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = result
-        && err.is_panic()
-    {
-        tracing::error!(error = %err, "a poller panicked");
-    }
 }
 
 /// One long-poller, until shutdown or until the controller finds it is not needed.

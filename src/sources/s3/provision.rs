@@ -17,6 +17,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use sha2::{Digest, Sha256};
 
 use super::config::S3SourceConfig;
+use super::overlap::{self, Subscription};
 use crate::aws::arn::{BucketArn, QueueArn};
 use crate::aws::credentials::Refreshing;
 use crate::aws::{HttpStatus, error_message, is_access_denied, s3, with_fresh_credentials};
@@ -308,6 +309,24 @@ pub async fn provision(
     let position = queues.iter().position(|q| q.id() == Some(id.as_str()));
     let unchanged = position.is_some_and(|i| same_entry(&queues[i], &queue, &wanted));
     if !unchanged {
+        // Real S3 refuses an entry that overlaps another (moto does not): say which.
+        let mine = Subscription {
+            id: id.clone(),
+            destination: queue.to_string(),
+            events: wanted.clone(),
+            prefix: String::new(),
+            suffix: String::new(),
+        };
+        let others = overlap::subscriptions(
+            &queues,
+            current.topic_configurations(),
+            current.lambda_function_configurations(),
+        );
+        if let Some(overlap) = overlap::find_overlap(&mine, &others) {
+            return Err(ProvisionError(format!(
+                "cannot add this source's notification entry {id:?} to bucket {bucket}: {overlap}"
+            )));
+        }
         match position {
             Some(i) => queues[i] = ours,
             None => queues.push(ours),

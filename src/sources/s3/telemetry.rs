@@ -44,6 +44,7 @@ pub struct SourceTelemetry {
     retries: Counter,
     in_flight: Gauge,
     pollers: Gauge,
+    poller_panics: Counter,
     delivery_seconds: Histogram,
     lag_seconds: Histogram,
 }
@@ -86,6 +87,7 @@ impl SourceTelemetry {
             retries: counter!("aws_event_adapter_sink_retries_total", &labels),
             in_flight: gauge!("aws_event_adapter_source_messages_in_flight", &labels),
             pollers: gauge!("aws_event_adapter_source_receive_concurrency", &labels),
+            poller_panics: counter!("aws_event_adapter_source_poller_panics_total", &labels),
             delivery_seconds: histogram!("aws_event_adapter_sink_delivery_seconds", &labels),
             lag_seconds: histogram!("aws_event_adapter_source_lag_seconds", &labels),
         }
@@ -118,6 +120,11 @@ impl SourceTelemetry {
     }
 
     /// Concurrent `ReceiveMessage` long polls (the pollers running).
+    /// Pollers that panicked (each is started again; see `supervisor`).
+    pub fn poller_panics(&self) -> Counter {
+        self.poller_panics.clone()
+    }
+
     pub fn pollers_gauge(&self) -> Gauge {
         self.pollers.clone()
     }

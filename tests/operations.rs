@@ -1,5 +1,5 @@
 //! Operating the adapter: TriggerMesh's environment-variable mode for each component, and
-//! health and readiness through a component's life.
+//! health and readiness through a component's life, and the order components start in.
 
 mod common;
 
@@ -354,4 +354,42 @@ async fn json_log_lines_name_every_component_with_the_same_fields() {
             );
         }
     }
+}
+
+/// A target that cannot start (web identity without the webhook's variables) ends the run as
+/// a configuration error before any source has received a message: nothing is left hidden in
+/// a queue by a source aborted mid-delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_cannot_start_ends_the_run_before_any_source_receives() {
+    let aws = Aws::new().await;
+    let queue = unique("start-order");
+    let (url, arn) = aws.create_queue(&queue).await;
+    aws.send(&url, &sample("s3-records-put.json")).await;
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let manifest = format!(
+        "{}---
+apiVersion: targets.triggermesh.io/v1alpha1
+kind: AWSSQSTarget
+metadata: {{ name: irsa }}
+spec:
+  arn: {arn}
+  auth: {{ iam: {{ roleArn: \"arn:aws:iam::{ACCOUNT}:role/target\" }} }}
+",
+        source_manifest("early", "media-uploads", &arn, &sink.uri(), "")
+    );
+    let mut adapter = Adapter::spawn(&manifest, &[]);
+    let status = adapter.wait_exit(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(78), "log:\n{}", adapter.log());
+    let log = adapter.log();
+    assert!(log.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "log:\n{log}");
+    assert!(
+        !log.contains("receiving from the queue"),
+        "a source started; log:\n{log}"
+    );
+    assert_eq!(sink.attempts(), 0);
+    assert_eq!(
+        aws.queue_depth(&url).await,
+        (1, 0),
+        "the message is untouched"
+    );
 }

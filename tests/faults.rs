@@ -715,3 +715,62 @@ async fn a_poison_message_is_counted_released_and_redriven_while_the_rest_flows(
     tally.assert_none_lost(|| tail(&[&adapter], 40));
     tally.assert_no_duplicates(|| tail(&[&adapter], 40));
 }
+
+/// A delete entry SQS failed through its own fault (`SenderFault: false`, which moto never
+/// answers: the proxy drops the entry from the request and reports it failed) is deleted again
+/// at once, not left to come back as a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_entry_sqs_failed_by_its_own_fault_is_retried() {
+    let aws = Aws::new().await;
+    let (url, arn) = queue(&aws, "senderfault").await;
+    let injected = Arc::new(AtomicUsize::new(0));
+    let edit: Edit = {
+        let injected = injected.clone();
+        Arc::new(move |operation: &str, request: &mut serde_json::Value| {
+            let entries = request["Entries"].as_array_mut()?;
+            if operation != "DeleteMessageBatch" || injected.fetch_add(1, Ordering::SeqCst) > 0 {
+                return None;
+            }
+            let dropped = entries.remove(0);
+            let id = dropped["Id"].clone();
+            Some(Box::new(move |answer: &mut serde_json::Value| {
+                let failed = serde_json::json!({
+                    "Id": id, "SenderFault": false, "Code": "InternalError", "Message": "injected"
+                });
+                match answer["Failed"].as_array_mut() {
+                    Some(list) => list.push(failed),
+                    None => answer["Failed"] = serde_json::json!([failed]),
+                }
+            }) as AnswerEdit)
+        })
+    };
+    let proxy = RewritingProxy::start(moto_addr().await, edit).await;
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let manifest = source_manifest(
+        "senderfault",
+        "media-uploads",
+        &arn,
+        &sink.uri(),
+        "receive: { waitTimeSeconds: 1, visibilityTimeout: 2s }",
+    );
+    let endpoint = proxy.endpoint();
+    let adapter = Adapter::spawn_with_env(&manifest, &[], &[("AWS_ENDPOINT_URL_SQS", &endpoint)]);
+    adapter.wait_ready(Duration::from_secs(30)).await;
+    aws.send(&url, &sample("s3-records-put.json")).await;
+    sink.wait_accepted(1, Duration::from_secs(30)).await;
+    aws.wait_queue_empty(&url, Duration::from_secs(30)).await;
+    assert!(
+        injected.load(Ordering::SeqCst) >= 2 && proxy.count("DeleteMessageBatch") >= 2,
+        "a second delete was sent"
+    );
+    assert_eq!(
+        adapter
+            .metric("aws_event_adapter_sqs_delete_failures_total", "")
+            .await,
+        0.0,
+        "the retried entry is not a failure"
+    );
+    // Past two visibility timeouts: the message did not come back.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(sink.attempts(), 1, "delivered once");
+}

@@ -10,6 +10,7 @@
 //!   `/readyz`), and the manifest of a test source;
 //! - [`moto`]: [`OwnMoto`], a moto of a test's own (IAM enforcement), and IAM users and roles;
 //! - [`proxy`]: [`TcpProxy`], a TCP proxy a test can cut, restore and make reset requests;
+//! - [`rewrite`]: [`RewritingProxy`], an HTTP proxy that changes SQS requests and answers;
 //! - here: polling, free ports, plain HTTP GETs and the reference's sample bodies.
 //!
 //! Everything is re-exported here, so a test file's `use common::*;` reaches all of it.
@@ -20,11 +21,12 @@ pub mod adapter;
 pub mod aws;
 pub mod moto;
 pub mod proxy;
+pub mod rewrite;
 pub mod sink;
 
 // Unused in the test binaries that need none of a file (e.g. `proxy` outside `faults`).
 #[allow(unused_imports)]
-pub use {adapter::*, aws::*, moto::*, proxy::*, sink::*};
+pub use {adapter::*, aws::*, moto::*, proxy::*, rewrite::*, sink::*};
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::PathBuf;

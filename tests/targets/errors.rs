@@ -546,3 +546,43 @@ async fn events_that_do_not_fit_aws_limits_get_400_naming_what_does_not_fit() {
     );
     assert_eq!(object.metadata["ce-note"], small_note);
 }
+
+/// A `GetQueueUrl` answer without a URL (which moto never gives; the proxy removes it once) is
+/// an error to retry, never a queue URL of `""` kept for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_url_answer_without_a_url_is_retried_not_kept() {
+    let aws = Aws::new().await;
+    let queue = unique("nourl");
+    let (url, _) = aws.create_queue(&queue).await;
+    let emptied = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let edit: Edit = {
+        let emptied = emptied.clone();
+        std::sync::Arc::new(move |operation: &str, _: &mut serde_json::Value| {
+            if operation != "GetQueueUrl" || emptied.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                return None;
+            }
+            Some(Box::new(|answer: &mut serde_json::Value| {
+                answer.as_object_mut().map(|o| o.remove("QueueUrl"));
+            }) as AnswerEdit)
+        })
+    };
+    let proxy = RewritingProxy::start(moto_addr().await, edit).await;
+    let endpoint = proxy.endpoint();
+    let adapter = Adapter::spawn_with_env(
+        &sqs_target("nourl", &queue, ""),
+        &[],
+        &[("AWS_ENDPOINT_URL_SQS", &endpoint)],
+    );
+    adapter.wait_ready(LONG).await;
+    assert!(
+        emptied.load(std::sync::atomic::Ordering::SeqCst),
+        "the empty answer was given"
+    );
+    assert!(proxy.count("GetQueueUrl") >= 2, "asked again");
+    let client = http_client();
+    let reply = post_binary(&client, adapter.http_addr, "/", "after-empty-url").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let messages = receive(&aws, &url, 1, LONG).await;
+    assert_eq!(body_json(&messages[0])["id"], "after-empty-url");
+}

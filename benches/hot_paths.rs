@@ -69,9 +69,7 @@ fn target(c: &mut Criterion) {
     let mut problems = aws_event_adapter::config::decode::Problems::default();
     let mut doc =
         aws_event_adapter::config::decode::Obj::new(&config, "", &mut problems).expect("a mapping");
-    let options = aws_event_adapter::config::LoadOptions {
-        secrets_dir: "/nonexistent".into(),
-    };
+    let options = aws_event_adapter::config::LoadOptions::new("/nonexistent".into());
     let config =
         SqsTargetConfig::decode(&mut doc, &options, &mut problems).expect("a valid target");
 

@@ -59,6 +59,9 @@ pub async fn run(
     options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    for line in &config.skipped {
+        tracing::info!("{line}");
+    }
     let metrics = crate::telemetry::install_metrics()?;
     let health = Health::default();
 

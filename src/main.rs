@@ -250,9 +250,7 @@ fn main() -> ExitCode {
 }
 
 fn load(files: &ConfigFiles) -> Result<manifest::Config, ExitCode> {
-    let options = LoadOptions {
-        secrets_dir: files.secrets_dir.clone(),
-    };
+    let options = LoadOptions::new(files.secrets_dir.clone());
     manifest::load(&files.config, &options).map_err(|problems| report(&problems))
 }
 
@@ -297,6 +295,9 @@ fn report(problems: &[config::decode::Problem]) -> ExitCode {
 fn validate(files: &ConfigFiles) -> ExitCode {
     match load(files) {
         Ok(config) => {
+            for line in &config.skipped {
+                println!("{line}");
+            }
             println!("ok: {} component(s)", config.component_count());
             ExitCode::SUCCESS
         }

@@ -21,9 +21,9 @@
 //! No `auth` at all means the SDK's default chain (environment, profile, web identity,
 //! container and instance metadata).
 
-use std::path::Path;
 use std::time::Duration;
 
+use super::LoadOptions;
 use super::common::secret_field;
 use super::decode::{Obj, Problems};
 use super::secret::SecretSource;
@@ -101,7 +101,7 @@ impl Default for Auth {
     }
 }
 
-pub fn decode(spec: &mut Obj<'_>, secrets_dir: &Path, problems: &mut Problems) -> Option<Auth> {
+pub fn decode(spec: &mut Obj<'_>, options: &LoadOptions, problems: &mut Problems) -> Option<Auth> {
     let Some(mut auth) = spec.obj("auth", problems) else {
         return Some(Auth::default());
     };
@@ -154,17 +154,11 @@ pub fn decode(spec: &mut Obj<'_>, secrets_dir: &Path, problems: &mut Problems) -
             AuthMode::WebIdentity { role_arn }
         }
         (Some(mut creds), None) => {
-            let access_key_id = secret_field(&mut creds, "accessKeyID", secrets_dir, problems);
-            let secret_access_key =
-                secret_field(&mut creds, "secretAccessKey", secrets_dir, problems);
+            let access_key_id = secret_field(&mut creds, "accessKeyID", options, problems);
+            let secret_access_key = secret_field(&mut creds, "secretAccessKey", options, problems);
             // `None` when absent, `Some(None)` when present but broken (already reported).
             let session_token = if creds.has("sessionToken") {
-                Some(secret_field(
-                    &mut creds,
-                    "sessionToken",
-                    secrets_dir,
-                    problems,
-                ))
+                Some(secret_field(&mut creds, "sessionToken", options, problems))
             } else {
                 creds.get("sessionToken");
                 None
@@ -251,7 +245,8 @@ mod tests {
     fn decode_json(value: serde_json::Value) -> (Option<Auth>, Vec<String>) {
         let mut problems = Problems::default();
         let mut spec = Obj::new(&value, "spec", &mut problems).unwrap();
-        let auth = decode(&mut spec, Path::new("/nonexistent"), &mut problems);
+        let options = LoadOptions::new("/nonexistent".into());
+        let auth = decode(&mut spec, &options, &mut problems);
         let rendered = problems
             .into_located("d")
             .iter()

@@ -1,12 +1,12 @@
 //! The parts of a manifest every kind shares: `metadata`, `spec.auth`, `spec.sink` and Knative's
 //! `spec.delivery`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use http::Uri;
 use serde_json::Value;
 
+use super::LoadOptions;
 use super::decode::{Obj, Problems};
 use super::secret::{Secret, SecretSource};
 
@@ -63,7 +63,7 @@ pub fn metadata(doc: &mut Obj<'_>, problems: &mut Problems) -> Option<Metadata> 
 pub(super) fn secret_field(
     parent: &mut Obj<'_>,
     key: &'static str,
-    secrets_dir: &Path,
+    options: &LoadOptions,
     problems: &mut Problems,
 ) -> Option<SecretSource> {
     let mut field = parent.require_obj(key, problems)?;
@@ -81,7 +81,20 @@ pub(super) fn secret_field(
                 problems.add(&path, "secret name and key must be plain names");
                 return None;
             }
-            let file = secrets_dir.join(name).join(key);
+            // A Secret document of the configuration first, then the mounted Secret's file.
+            if let Some(values) = options.secret_documents.get(&name) {
+                return match values.get(&key) {
+                    Some(value) => Some(SecretSource::Literal(value.clone())),
+                    None => {
+                        problems.add(
+                            &path,
+                            format!("the Secret document {name:?} has no key {key:?}"),
+                        );
+                        None
+                    }
+                };
+            }
+            let file = options.secrets_dir.join(name).join(key);
             let source = SecretSource::File(file);
             // A missing file is a configuration mistake worth reporting now, not at the first AWS call.
             if let Err(message) = source.read() {

@@ -13,11 +13,27 @@ pub mod duration;
 pub mod pem;
 pub mod secret;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Options given on the command line that shape how manifests are read.
+use secret::Secret;
+
+/// What shapes how manifests are read: options of the command line, and the `Secret`
+/// documents found in the configuration files.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Where `valueFromSecret` files live: `<secrets_dir>/<name>/<key>`.
     pub secrets_dir: PathBuf,
+    /// `Secret` documents of the configuration, by name: their values by key. Looked up by
+    /// `valueFromSecret` before `secrets_dir`.
+    pub secret_documents: HashMap<String, HashMap<String, Secret>>,
+}
+
+impl LoadOptions {
+    pub fn new(secrets_dir: PathBuf) -> Self {
+        LoadOptions {
+            secrets_dir,
+            secret_documents: HashMap::new(),
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! `validate` shows them all at once.
 
 pub mod env;
+mod secret_document;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub struct Config {
     pub s3_targets: Vec<S3TargetConfig>,
     /// Each component's name and the document that defined it, for messages.
     pub(crate) documents: Vec<(String, String)>,
+    /// One line per document that is not ours to run (see [`skipped`]).
+    pub skipped: Vec<String>,
 }
 
 impl Config {
@@ -46,19 +49,67 @@ impl Config {
     }
 }
 
-/// Reads and decodes every file; returns all problems when there is any.
-pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Config, Vec<Problem>> {
-    let mut config = Config::default();
+/// The manifest files of `--config` arguments: a file as it is; a folder's `*.yaml`, `*.yml`
+/// and `*.json` files (not its subfolders), in name order, like `kubectl apply -f DIR`.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Problem>> {
+    let mut files = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
+        if !path.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(err) => {
+                problems.push(Problem {
+                    document: path.display().to_string(),
+                    path: String::new(),
+                    message: format!("cannot read the folder: {err}"),
+                });
+                continue;
+            }
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|file| {
+                file.is_file()
+                    && file
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+            })
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            problems.push(Problem {
+                document: path.display().to_string(),
+                path: String::new(),
+                message: "the folder holds no *.yaml, *.yml or *.json file".into(),
+            });
+        }
+        files.extend(found);
+    }
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Reads and decodes every file (folders expanded by [`expand_paths`]); returns all problems
+/// when there is any. `Secret` documents of any file serve `valueFromSecret` in every file.
+pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Config, Vec<Problem>> {
+    let files = expand_paths(paths)?;
+    let mut problems = Vec::new();
+    let mut documents = Vec::new();
+    for path in &files {
         match std::fs::read_to_string(path) {
-            Ok(text) => load_text(
+            Ok(text) => documents.extend(parse_documents(
                 &text,
                 &path.display().to_string(),
-                options,
-                &mut config,
                 &mut problems,
-            ),
+            )),
             Err(err) => problems.push(Problem {
                 document: path.display().to_string(),
                 path: String::new(),
@@ -66,10 +117,12 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Config, Vec<Prob
             }),
         }
     }
+    let mut config = Config::default();
+    decode_documents(&documents, options, &mut config, &mut problems);
     check_unique_names(&config, &mut problems);
     if problems.is_empty() && config.is_empty() {
         problems.push(Problem {
-            document: paths
+            document: files
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
@@ -95,6 +148,19 @@ pub fn load_text(
     config: &mut Config,
     problems: &mut Vec<Problem>,
 ) {
+    let documents = parse_documents(text, file, problems);
+    decode_documents(&documents, options, config, problems);
+}
+
+/// One parsed document and its label for messages.
+struct Document {
+    label: String,
+    value: Value,
+}
+
+/// The YAML documents of one file, as JSON trees.
+fn parse_documents(text: &str, file: &str, problems: &mut Vec<Problem>) -> Vec<Document> {
+    let mut documents = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
         // Through serde_yaml_ng's own Value first: it rejects duplicate keys, which a direct
@@ -115,12 +181,63 @@ pub fn load_text(
             }
         };
         let label = document_label(file, number, &value);
-        let mut doc_problems = Problems::default();
-        if let Some(name) = decode_document(&value, options, config, &mut doc_problems) {
-            config.documents.push((name, label.clone()));
-        }
-        problems.extend(doc_problems.into_located(&label));
+        documents.push(Document { label, value });
     }
+    documents
+}
+
+/// Decodes parsed documents: first every `Secret` (so that a component may come before the
+/// Secret it reads), then the components; other kinds are skipped, with a line each.
+fn decode_documents(
+    documents: &[Document],
+    options: &LoadOptions,
+    config: &mut Config,
+    problems: &mut Vec<Problem>,
+) {
+    let mut options = options.clone();
+    let (secrets, components): (Vec<&Document>, Vec<&Document>) = documents
+        .iter()
+        .partition(|d| secret_document::is_secret(&d.value));
+    for document in secrets {
+        let mut doc_problems = Problems::default();
+        if let Some((name, values)) = secret_document::decode(&document.value, &mut doc_problems) {
+            options.secret_documents.insert(name, values);
+        }
+        problems.extend(doc_problems.into_located(&document.label));
+    }
+    for document in components {
+        if let Some(skip) = skipped(&document.value) {
+            config.skipped.push(skip);
+            continue;
+        }
+        let mut doc_problems = Problems::default();
+        if let Some(name) = decode_document(&document.value, &options, config, &mut doc_problems) {
+            config.documents.push((name, document.label.clone()));
+        }
+        problems.extend(doc_problems.into_located(&document.label));
+    }
+}
+
+/// `skipped: Trigger "aws-sample-sqs-trigger" (not an adapter component)` for a document whose
+/// API group is not TriggerMesh's (Knative's `Trigger` and `Broker`, `ConfigMap`, ...).
+fn skipped(value: &Value) -> Option<String> {
+    let api_version = value.get("apiVersion").and_then(Value::as_str)?;
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    if matches!(group, "sources.triggermesh.io" | "targets.triggermesh.io") {
+        return None;
+    }
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("(no kind)");
+    let name = value
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("(no name)");
+    Some(format!(
+        "skipped: {kind} {name:?} (not an adapter component)"
+    ))
 }
 
 /// `file.yaml: document 2 (AWSS3Source "uploads")`
@@ -217,9 +334,7 @@ mod tests {
     fn load_str(text: &str) -> Result<Config, Vec<Problem>> {
         let mut config = Config::default();
         let mut problems = Vec::new();
-        let options = LoadOptions {
-            secrets_dir: PathBuf::from("/nonexistent"),
-        };
+        let options = LoadOptions::new(PathBuf::from("/nonexistent"));
         load_text(text, "f.yaml", &options, &mut config, &mut problems);
         let mut located = Vec::new();
         check_unique_names(&config, &mut located);

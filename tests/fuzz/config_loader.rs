@@ -488,9 +488,7 @@ fn secrets_dir() -> tempfile::TempDir {
 
 /// `load_text` never panics, whatever the text; its problems print.
 fn check_load(text: &str, secrets_dir: &Path) -> Result<(), TestCaseError> {
-    let options = LoadOptions {
-        secrets_dir: secrets_dir.to_path_buf(),
-    };
+    let options = LoadOptions::new(secrets_dir.to_path_buf());
     let mut config = manifest::Config::default();
     let mut problems = Vec::new();
     manifest::load_text(text, "fuzz.yaml", &options, &mut config, &mut problems);
@@ -504,9 +502,7 @@ fn check_load(text: &str, secrets_dir: &Path) -> Result<(), TestCaseError> {
 fn base_manifests_are_valid() {
     let dir = secrets_dir();
     for manifest in BASE_MANIFESTS {
-        let options = LoadOptions {
-            secrets_dir: dir.path().to_path_buf(),
-        };
+        let options = LoadOptions::new(dir.path().to_path_buf());
         let mut config = manifest::Config::default();
         let mut problems = Vec::new();
         manifest::load_text(manifest, "base.yaml", &options, &mut config, &mut problems);

@@ -119,7 +119,7 @@ impl S3SourceConfig {
             }
         }
         let queue = decode_destination(&mut spec, problems);
-        let auth = auth::decode(&mut spec, &options.secrets_dir, problems);
+        let auth = auth::decode(&mut spec, options, problems);
         let sink = match spec.require("sink", problems) {
             Some((value, path)) => common::destination(value, &path, problems),
             None => None,

@@ -38,7 +38,7 @@ impl S3TargetConfig {
         let discard_context = spec
             .bool("discardCloudEventContext", problems)
             .unwrap_or(false);
-        let auth = auth::decode(&mut spec, &options.secrets_dir, problems);
+        let auth = auth::decode(&mut spec, options, problems);
         spec.get("adapterOverrides"); // Kubernetes deployment options: not ours
         spec.finish(problems);
         Some(S3TargetConfig {

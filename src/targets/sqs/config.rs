@@ -43,7 +43,7 @@ impl SqsTargetConfig {
             .unwrap_or(false);
         let group_path = spec.path_of("messageGroupId");
         let message_group_id = spec.string("messageGroupId", problems);
-        let auth = auth::decode(&mut spec, &options.secrets_dir, problems);
+        let auth = auth::decode(&mut spec, options, problems);
         spec.get("adapterOverrides"); // Kubernetes deployment options: not ours
         spec.finish(problems);
         if let Some(queue) = &queue {

@@ -1,0 +1,183 @@
+//! TriggerMesh's manifests as users keep them: a folder of files (`--config DIR`) that holds
+//! `Secret` documents with the keys, Knative `Broker`s and `Trigger`s that are not ours to run,
+//! and the components themselves — loaded by `validate` and `run` as they are.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_aws-event-adapter");
+
+/// The keys of the samples' Secret; never printed.
+const SECRET_KEY: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYSAMPLEKEY";
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write a test file");
+}
+
+/// `aws-event-adapter <args>` in `dir`: (exit code, stdout, stderr).
+fn run_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run aws-event-adapter");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A folder shaped like TriggerMesh's `config/samples/`: the Secret last, in a file of its
+/// own, after the components that read it.
+fn samples(dir: &Path) {
+    write(
+        dir,
+        "awss3source.yaml",
+        r#"apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSS3Source
+metadata:
+  name: sample
+spec:
+  arn: arn:aws:s3:::triggermesh-sample
+  destination:
+    sqs:
+      queueARN: arn:aws:sqs:us-east-1:123456789012:triggermesh-sample
+  eventTypes:
+  - s3:ObjectCreated:*
+  auth:
+    credentials:
+      accessKeyID:
+        valueFromSecret:
+          name: awscreds
+          key: aws_access_key_id
+      secretAccessKey:
+        valueFromSecret:
+          name: awscreds
+          key: aws_secret_access_key
+  sink:
+    uri: http://event-display.default.svc.cluster.local
+"#,
+    );
+    write(
+        dir,
+        "awstargets.yml",
+        r#"apiVersion: targets.triggermesh.io/v1alpha1
+kind: AWSSQSTarget
+metadata:
+  name: sqs-sample
+spec:
+  arn: arn:aws:sqs:us-east-1:123456789012:triggermesh-target
+  auth:
+    credentials:
+      accessKeyID: { valueFromSecret: { name: awscreds, key: aws_access_key_id } }
+      secretAccessKey: { valueFromSecret: { name: awscreds, key: aws_secret_access_key } }
+---
+apiVersion: targets.triggermesh.io/v1alpha1
+kind: AWSS3Target
+metadata:
+  name: s3-sample
+spec:
+  arn: arn:aws:s3:::triggermesh-archive
+  auth:
+    credentials:
+      accessKeyID: { valueFromSecret: { name: awscreds, key: aws_access_key_id } }
+      secretAccessKey: { valueFromSecret: { name: awscreds, key: aws_secret_access_key } }
+"#,
+    );
+    write(
+        dir,
+        "broker-and-triggers.yaml",
+        r#"apiVersion: eventing.knative.dev/v1
+kind: Broker
+metadata:
+  name: default
+---
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: aws-sample-sqs-trigger
+spec:
+  broker: default
+  filter: { attributes: { type: io.triggermesh.targets.aws.sqs.result } }
+  subscriber: { ref: { apiVersion: targets.triggermesh.io/v1alpha1, kind: AWSSQSTarget, name: sqs-sample } }
+"#,
+    );
+    // `data` is base64, `stringData` plain text: both as Kubernetes reads them.
+    write(
+        dir,
+        "secret.yaml",
+        &format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: awscreds
+type: Opaque
+data:
+  aws_access_key_id: QUtJQUlPU0ZPRE5ON0VYQU1QTEU=
+stringData:
+  aws_secret_access_key: {SECRET_KEY}
+"#
+        ),
+    );
+    write(dir, "README.md", "not a manifest: ignored by --config DIR");
+}
+
+#[test]
+fn a_folder_of_triggermesh_samples_validates_with_its_skip_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    samples(dir.path());
+    let (code, stdout, stderr) = run_in(dir.path(), &["validate", "--config", "."]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        stdout,
+        "skipped: Broker \"default\" (not an adapter component)\n\
+         skipped: Trigger \"aws-sample-sqs-trigger\" (not an adapter component)\n\
+         ok: 3 component(s)\n"
+    );
+    assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
+}
+
+#[test]
+fn a_key_missing_from_a_secret_document_is_named_and_no_value_is_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    samples(dir.path());
+    let awkward = std::fs::read_to_string(dir.path().join("awstargets.yml"))
+        .unwrap()
+        .replacen("key: aws_access_key_id", "key: AWS_ACCESS_KEY_ID", 1);
+    write(dir.path(), "awstargets.yml", &awkward);
+    let (code, stdout, stderr) = run_in(dir.path(), &["validate", "--config", "."]);
+    assert_eq!(code, 78, "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "awstargets.yml: document 1 (AWSSQSTarget \"sqs-sample\"): spec.auth.credentials.accessKeyID.valueFromSecret: the Secret document \"awscreds\" has no key \"AWS_ACCESS_KEY_ID\""
+        ),
+        "stderr:\n{stderr}"
+    );
+    assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
+}
+
+#[test]
+fn unknown_kinds_of_triggermesh_groups_stay_errors_and_empty_folders_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "sns.yaml",
+        "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSNSTarget\nmetadata: { name: n }\nspec: {}\n",
+    );
+    let (code, _, stderr) = run_in(dir.path(), &["validate", "--config", "."]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("unknown kind \"AWSSNSTarget\": expected AWSS3Source"),
+        "{stderr}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run_in(empty.path(), &["validate", "--config", "."]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("the folder holds no *.yaml, *.yml or *.json file"),
+        "{stderr}"
+    );
+}

@@ -181,3 +181,23 @@ fn unknown_kinds_of_triggermesh_groups_stay_errors_and_empty_folders_are_refused
         "{stderr}"
     );
 }
+
+#[test]
+fn an_endpoint_url_must_be_http_or_https_with_a_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = |url: &str| {
+        format!(
+            "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: {{ name: t }}\nspec:\n  arn: arn:aws:sqs:us-east-1:123456789012:q\n  endpoint: {{ url: \"{url}\" }}\n"
+        )
+    };
+    write(dir.path(), "ok.yaml", &target("http://localstack:4566"));
+    let (code, stdout, stderr) = run_in(dir.path(), &["validate", "--config", "ok.yaml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    write(dir.path(), "bad.yaml", &target("localstack:4566"));
+    let (code, _, stderr) = run_in(dir.path(), &["validate", "--config", "bad.yaml"]);
+    assert_eq!(code, 78);
+    assert!(
+        stderr.contains("spec.endpoint.url: expected an http:// or https:// URL with a host, found \"localstack:4566\""),
+        "{stderr}"
+    );
+}

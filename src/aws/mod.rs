@@ -13,17 +13,40 @@ use aws_config::identity::IdentityCache;
 
 use credentials::Refreshing;
 
-/// SDK configuration for one component in one region. Endpoints come from the standard
-/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, as every AWS SDK reads them.
+/// SDK configuration for one component in one region. Endpoints come from the component's
+/// `spec.endpoint.url` when it has one, else from the standard `AWS_ENDPOINT_URL` /
+/// `AWS_ENDPOINT_URL_<SERVICE>` variables, as every AWS SDK reads them.
 /// The SDK's identity cache is off: [`Refreshing`] already holds the current credentials in
 /// memory, and the cache would keep rotated keys for up to 15 minutes.
-pub async fn sdk_config(region: &str, credentials: &Refreshing) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+pub async fn sdk_config(
+    region: &str,
+    credentials: &Refreshing,
+    endpoint: Option<&str>,
+) -> SdkConfig {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         .identity_cache(IdentityCache::no_cache())
-        .credentials_provider(credentials.clone())
-        .load()
-        .await
+        .credentials_provider(credentials.clone());
+    let Some(endpoint) = endpoint else {
+        return loader.load().await;
+    };
+    // A component's own endpoint comes first. The SDK lets a service's variable
+    // (`AWS_ENDPOINT_URL_SQS`) win even over an endpoint set in code, unless the variables are
+    // not consulted at all: so they are not, for this component.
+    let mut builder = loader.endpoint_url(endpoint).load().await.into_builder();
+    builder.set_service_config(Some(NoServiceVariables));
+    builder.build()
+}
+
+/// Service-specific configuration variables (`AWS_ENDPOINT_URL_SQS`, ...), all unset: for a
+/// component with an endpoint of its own.
+#[derive(Debug)]
+struct NoServiceVariables;
+
+impl aws_types::service_config::LoadServiceConfig for NoServiceVariables {
+    fn load_config(&self, _key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        None
+    }
 }
 
 /// An SQS client from `sdk` with bounded call times, its calls counted for `component`.

@@ -25,9 +25,10 @@ pub fn client(sdk: &SdkConfig, region: Option<&str>, component: &Component) -> a
     if let Some(region) = region {
         builder = builder.region(Region::new(region.to_string()));
     }
-    // S3-compatible endpoints (set with AWS_ENDPOINT_URL[_S3]) rarely serve virtual-hosted
-    // buckets: address them by path.
-    if std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+    // S3-compatible endpoints (spec.endpoint.url, AWS_ENDPOINT_URL[_S3]) rarely serve
+    // virtual-hosted buckets: address them by path.
+    if sdk.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL").is_some()
     {
         builder = builder.force_path_style(true);

@@ -59,6 +59,30 @@ pub fn metadata(doc: &mut Obj<'_>, problems: &mut Problems) -> Option<Metadata> 
     })
 }
 
+/// `spec.endpoint.url` (TriggerMesh's field): the AWS endpoint of the component's SQS and S3
+/// calls, e.g. LocalStack, MinIO or a VPC endpoint. An `http` or `https` URL with a host.
+pub fn endpoint(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<String> {
+    let mut endpoint = spec.obj("endpoint", problems)?;
+    let path = endpoint.path_of("url");
+    let url = endpoint.require_string("url", problems);
+    endpoint.finish(problems);
+    let url = url?;
+    match url.parse::<Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
+        {
+            Some(url)
+        }
+        _ => {
+            problems.add(
+                &path,
+                format!("expected an http:// or https:// URL with a host, found {url:?}"),
+            );
+            None
+        }
+    }
+}
+
 /// A `{value}` or `{valueFromSecret: {name, key}}` field; required.
 pub(super) fn secret_field(
     parent: &mut Obj<'_>,

@@ -154,6 +154,7 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
                     event_types: Vec::new(),
                     queue: Some(queue),
                     auth,
+                    endpoint: None,
                     sink,
                     delivery,
                     encoding: Encoding::Binary,
@@ -187,6 +188,7 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
                     discard_context: discard,
                     message_group_id: message_group_id.filter(|_| fifo),
                     auth,
+                    endpoint: None,
                 });
             }
         }
@@ -202,6 +204,7 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
                     bucket,
                     discard_context: discard,
                     auth,
+                    endpoint: None,
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! The SQS target end to end: binary and structured events from the Python SDK, batches of
 //! 25 in at most 3 `SendMessageBatch` calls, concurrent requests coalesced into batches, FIFO
 //! groups and deduplication, a FIFO target without a group refused by `validate`, and SIGTERM
-//! finishing the requests already accepted.
+//! finishing the requests already accepted, and a target with an endpoint of its own.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -570,4 +570,44 @@ async fn sigterm_finishes_the_requests_it_accepted() {
             .is_err(),
         "still listening after exit"
     );
+}
+
+/// `spec.endpoint.url` sends that target's calls to its own endpoint (here a counting proxy in
+/// front of moto), while the other target uses `AWS_ENDPOINT_URL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_url_of_its_own_takes_one_target_elsewhere() {
+    let aws = Aws::new().await;
+    let (own_queue, shared_queue) = (unique("ep-own"), unique("ep-env"));
+    let (own_url, _) = aws.create_queue(&own_queue).await;
+    let (shared_url, _) = aws.create_queue(&shared_queue).await;
+    let pass = std::sync::Arc::new(|_: &str, _: &mut serde_json::Value| None) as Edit;
+    let proxy = RewritingProxy::start(moto_addr().await, pass).await;
+    let manifest = manifests(&[
+        sqs_target(
+            "own",
+            &own_queue,
+            &format!("endpoint: {{ url: \"{}\" }}", proxy.endpoint()),
+        ),
+        sqs_target("shared", &shared_queue, ""),
+    ]);
+    let adapter = Adapter::start(&manifest, &[]).await;
+    let client = http_client();
+    for (path, id) in [("/own", "to-own"), ("/shared", "to-shared")] {
+        let reply = post_binary(&client, adapter.http_addr, path, id).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text());
+    }
+    assert_eq!(
+        body_json(&receive(&aws, &own_url, 1, LONG).await[0])["id"],
+        "to-own"
+    );
+    assert_eq!(
+        body_json(&receive(&aws, &shared_url, 1, LONG).await[0])["id"],
+        "to-shared"
+    );
+    assert_eq!(
+        proxy.count("SendMessageBatch"),
+        1,
+        "only the own target's send"
+    );
+    assert!(proxy.count("GetQueueUrl") >= 1);
 }

@@ -94,6 +94,9 @@ pub struct S3SourceConfig {
     pub forward_test_events: bool,
     pub forward_unrecognized: bool,
     pub receive: Receive,
+    /// `spec.endpoint.url`: where this component's SQS and S3 calls go (before
+    /// `AWS_ENDPOINT_URL*`).
+    pub endpoint: Option<String>,
 }
 
 /// SQS accepts visibility timeouts up to 12 hours.
@@ -120,6 +123,7 @@ impl S3SourceConfig {
         }
         let queue = decode_destination(&mut spec, problems);
         let auth = auth::decode(&mut spec, options, problems);
+        let endpoint = common::endpoint(&mut spec, problems);
         let sink = match spec.require("sink", problems) {
             Some((value, path)) => common::destination(value, &path, problems),
             None => None,
@@ -152,6 +156,7 @@ impl S3SourceConfig {
             event_types,
             queue: queue?,
             auth: auth?,
+            endpoint,
             sink: sink?.uri,
             delivery,
             encoding,

@@ -86,7 +86,8 @@ pub async fn run(
             None => return Ok(()), // shut down first
         },
     };
-    let sdk = crate::aws::sdk_config(&queue_arn.region, &credentials).await;
+    let sdk =
+        crate::aws::sdk_config(&queue_arn.region, &credentials, config.endpoint.as_deref()).await;
     // Every call is bounded (so no shutdown can hang): a long poll may take its wait time
     // plus ten seconds.
     let long_poll = Duration::from_secs(config.receive.wait_time_seconds as u64 + 10);

@@ -154,12 +154,17 @@ async fn clients(
     credentials: &Refreshing,
 ) -> Result<Clients, ProvisionError> {
     let bucket_arn = bucket_of(config)?;
-    let sdk = crate::aws::sdk_config(&crate::aws::default_region(), credentials).await;
+    let sdk = crate::aws::sdk_config(
+        &crate::aws::default_region(),
+        credentials,
+        config.endpoint.as_deref(),
+    )
+    .await;
     let probe = s3::client(&sdk, None, &component(config));
     let region = s3::bucket_region(&probe, credentials, &bucket_arn.bucket)
         .await
         .map_err(|err| failed("GetBucketLocation", "s3:GetBucketLocation", &err))?;
-    let regional = crate::aws::sdk_config(&region, credentials).await;
+    let regional = crate::aws::sdk_config(&region, credentials, config.endpoint.as_deref()).await;
     Ok(Clients {
         s3: s3::client(&regional, Some(&region), &component(config)),
         sqs: crate::aws::sqs_client(&regional, &component(config), Duration::from_secs(10)),
@@ -376,7 +381,12 @@ pub async fn deprovision(
     let sqs = match &clients {
         Some(clients) => clients.sqs.clone(),
         None => crate::aws::sqs_client(
-            &crate::aws::sdk_config(&crate::aws::default_region(), credentials).await,
+            &crate::aws::sdk_config(
+                &crate::aws::default_region(),
+                credentials,
+                config.endpoint.as_deref(),
+            )
+            .await,
             &component(config),
             Duration::from_secs(10),
         ),

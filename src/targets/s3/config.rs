@@ -24,6 +24,9 @@ pub struct S3TargetConfig {
     /// Only `data` as the object (otherwise the whole event, structured).
     pub discard_context: bool,
     pub auth: Auth,
+    /// `spec.endpoint.url`: where this component's SQS and S3 calls go (before
+    /// `AWS_ENDPOINT_URL*`).
+    pub endpoint: Option<String>,
 }
 
 impl S3TargetConfig {
@@ -39,6 +42,7 @@ impl S3TargetConfig {
             .bool("discardCloudEventContext", problems)
             .unwrap_or(false);
         let auth = auth::decode(&mut spec, options, problems);
+        let endpoint = common::endpoint(&mut spec, problems);
         spec.get("adapterOverrides"); // Kubernetes deployment options: not ours
         spec.finish(problems);
         Some(S3TargetConfig {
@@ -46,6 +50,7 @@ impl S3TargetConfig {
             bucket: bucket?,
             discard_context,
             auth: auth?,
+            endpoint,
         })
     }
 }

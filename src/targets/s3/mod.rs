@@ -62,7 +62,7 @@ impl S3Target {
         // the HTTP server, /healthz and SIGTERM) never waits for STS. Until it succeeds the
         // readiness probe fails and `/readyz` says so.
         tokio::spawn(credentials.clone().run(stop.clone()).in_current_span());
-        let sdk = crate::aws::sdk_config(&region, &credentials).await;
+        let sdk = crate::aws::sdk_config(&region, &credentials, config.endpoint.as_deref()).await;
         let target = Arc::new(S3Target {
             config,
             component,
@@ -282,6 +282,7 @@ mod tests {
             bucket: "arn:aws:s3:::archive".parse().unwrap(),
             discard_context: discard,
             auth: Auth::default(),
+            endpoint: None,
         }
     }
 

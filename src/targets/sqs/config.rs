@@ -27,6 +27,9 @@ pub struct SqsTargetConfig {
     /// FIFO queues: the group of every message.
     pub message_group_id: Option<String>,
     pub auth: Auth,
+    /// `spec.endpoint.url`: where this component's SQS and S3 calls go (before
+    /// `AWS_ENDPOINT_URL*`).
+    pub endpoint: Option<String>,
 }
 
 impl SqsTargetConfig {
@@ -44,6 +47,7 @@ impl SqsTargetConfig {
         let group_path = spec.path_of("messageGroupId");
         let message_group_id = spec.string("messageGroupId", problems);
         let auth = auth::decode(&mut spec, options, problems);
+        let endpoint = common::endpoint(&mut spec, problems);
         spec.get("adapterOverrides"); // Kubernetes deployment options: not ours
         spec.finish(problems);
         if let Some(queue) = &queue {
@@ -75,6 +79,7 @@ impl SqsTargetConfig {
             discard_context,
             message_group_id,
             auth: auth?,
+            endpoint,
         })
     }
 }

@@ -193,7 +193,12 @@ impl SqsTarget {
         // the HTTP server, /healthz and SIGTERM) never waits for STS. Until it succeeds the
         // readiness probe fails and `/readyz` says so.
         tokio::spawn(credentials.clone().run(stop.clone()).in_current_span());
-        let sdk = crate::aws::sdk_config(&config.queue.region, &credentials).await;
+        let sdk = crate::aws::sdk_config(
+            &config.queue.region,
+            &credentials,
+            config.endpoint.as_deref(),
+        )
+        .await;
         let client = crate::aws::sqs_client(&sdk, &component, Duration::from_secs(10));
         let queue = Arc::new(Queue {
             client,
@@ -370,6 +375,7 @@ mod tests {
             discard_context: discard,
             message_group_id: group.map(str::to_string),
             auth: Auth::default(),
+            endpoint: None,
         }
     }
 

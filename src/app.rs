@@ -89,7 +89,7 @@ pub async fn run(
     for source in config.s3_sources {
         let ready = health.register(&source.metadata.name);
         let name = source.metadata.name.clone();
-        let span = Component::of(crate::sources::s3::config::COMPONENT, &source.metadata).span();
+        let span = Component::of(source.kind(), &source.metadata).span();
         let stop = stop.clone();
         let grace = options.shutdown_grace;
         components.spawn(

@@ -5,7 +5,7 @@ use tracing::Instrument;
 
 use crate::aws::credentials;
 use crate::manifest::Config;
-use crate::sources::s3::config::{COMPONENT, S3SourceConfig};
+use crate::sources::s3::config::S3SourceConfig;
 use crate::sources::s3::provision;
 use crate::telemetry::Component;
 
@@ -18,7 +18,7 @@ pub struct ProvisionError {
 }
 
 async fn credentials_for(source: &S3SourceConfig) -> Result<credentials::Refreshing, String> {
-    let component = Component::of(COMPONENT, &source.metadata);
+    let component = Component::of(source.kind(), &source.metadata);
     let credentials =
         credentials::for_component(&component, &source.auth, &crate::aws::default_region())
             .await
@@ -31,7 +31,7 @@ async fn credentials_for(source: &S3SourceConfig) -> Result<credentials::Refresh
 }
 
 fn span(source: &S3SourceConfig) -> tracing::Span {
-    Component::of(COMPONENT, &source.metadata).span()
+    Component::of(source.kind(), &source.metadata).span()
 }
 
 pub async fn provision_all(config: Config) -> Result<(), ProvisionError> {

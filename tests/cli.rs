@@ -503,7 +503,7 @@ spec:
     assert_eq!(
         out.problem("error: config.yaml: document 1 (AWSKinesisSource \"stream\"): kind: "),
         "error: config.yaml: document 1 (AWSKinesisSource \"stream\"): kind: \
-         unknown kind \"AWSKinesisSource\": expected AWSS3Source, AWSSQSTarget or AWSS3Target"
+         unknown kind \"AWSKinesisSource\": expected AWSS3Source, AWSSQSSource, AWSSQSTarget or AWSS3Target"
     );
     let group = out.problem(
         "error: config.yaml: document 2 (AWSSQSTarget \"to-queue\"): spec.messageGroupId: ",

@@ -294,7 +294,7 @@ mod tests {
             subject: Some("a b/%+é 😀\"".into()),
             time: None,
             datacontenttype: "application/json",
-            extensions: vec![("knativeerrorcode", "503 busy".into())],
+            extensions: vec![("knativeerrorcode".into(), "503 busy".into())],
             data: Bytes::from_static(b"{}"),
         };
         let encoded = out.encode(Encoding::Binary);

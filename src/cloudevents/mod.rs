@@ -9,6 +9,8 @@
 
 pub mod inbound;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -33,8 +35,9 @@ pub struct OutEvent {
     pub subject: Option<String>,
     pub time: Option<DateTime<Utc>>,
     pub datacontenttype: &'static str,
-    /// Extension attributes (lowercase alphanumeric names).
-    pub extensions: Vec<(&'static str, String)>,
+    /// Extension attributes (lowercase alphanumeric names; most are constants, an SQS
+    /// message's attributes are not).
+    pub extensions: Vec<(Cow<'static, str>, String)>,
     pub data: Bytes,
 }
 

@@ -4,7 +4,9 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `K_COMPONENT` | `awss3source`, `awssqssource` (with `SQS_MESSAGE_PROCESSOR=s3`), `awssqstarget`, `awss3target` |
+//! | `K_COMPONENT` | `awss3source`, `awssqssource`, `awssqstarget`, `awss3target` |
+//! | `SQS_MESSAGE_PROCESSOR` | `awssqssource`: `default` (the default), `s3` or `eventbridge` |
+//! | `CE_SOURCE`, `CE_TYPE` | `awssqssource`: the source and type of events made from plain messages |
 //! | `ARN` | the queue (source, SQS target) or the bucket (S3 target) |
 //! | `K_SINK` | the source's sink URL |
 //! | `NAME`, `NAMESPACE` | the component's identity |
@@ -29,7 +31,7 @@ use crate::config::common::{Delivery, Metadata};
 use crate::config::decode::Problem;
 use crate::config::secret::{Secret, SecretSource};
 use crate::config::{common, duration, pem};
-use crate::sources::s3::config::{Receive, S3SourceConfig};
+use crate::sources::s3::config::{Conversion, Processor, Receive, S3SourceConfig};
 use crate::targets::s3::config::S3TargetConfig;
 use crate::targets::sqs::config::SqsTargetConfig;
 
@@ -99,14 +101,21 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
     let mut config = Config::default();
     match component.as_str() {
         "awss3source" | "awssqssource" => {
-            if component == "awssqssource"
-                && env.get("SQS_MESSAGE_PROCESSOR").as_deref() != Some("s3")
-            {
-                problem(
-                    "SQS_MESSAGE_PROCESSOR",
-                    "this image runs the S3 flavour of awssqssource only: set it to \"s3\"".into(),
-                );
-            }
+            // TriggerMesh's AWSS3Source runs the awssqssource image with the s3 processor;
+            // awss3source (ours) reads S3 notifications only.
+            let conversion = if component == "awssqssource" {
+                let processor = env.get("SQS_MESSAGE_PROCESSOR");
+                match processor.as_deref().map(Processor::from_name) {
+                    None => Conversion::SqsMessages(Processor::Default),
+                    Some(Ok(processor)) => Conversion::SqsMessages(processor),
+                    Some(Err(message)) => {
+                        problem("SQS_MESSAGE_PROCESSOR", message);
+                        Conversion::SqsMessages(Processor::Default)
+                    }
+                }
+            } else {
+                Conversion::S3Notifications
+            };
             let queue = arn.as_deref().and_then(|arn| {
                 arn.parse::<QueueArn>()
                     .map_err(|message| problem("ARN", message))
@@ -158,9 +167,13 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
                     sink,
                     delivery,
                     encoding: Encoding::Binary,
-                    forward_test_events: false,
+                    // TriggerMesh's s3 processor forwards the test event.
+                    forward_test_events: conversion != Conversion::S3Notifications,
                     forward_unrecognized: true,
                     receive,
+                    conversion,
+                    event_source: env.get("CE_SOURCE"),
+                    event_type: env.get("CE_TYPE"),
                 });
             }
         }

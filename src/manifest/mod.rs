@@ -129,7 +129,7 @@ pub fn load(paths: &[PathBuf], options: &LoadOptions) -> Result<Config, Vec<Prob
                 .join(", "),
             path: String::new(),
             message:
-                "no component to run: expected an AWSS3Source, AWSSQSTarget or AWSS3Target document"
+                "no component to run: expected an AWSS3Source, AWSSQSSource, AWSSQSTarget or AWSS3Target document"
                     .into(),
         });
     }
@@ -270,13 +270,13 @@ fn decode_document(
     let api_version = doc.require_string("apiVersion", problems);
     doc.get("status"); // exported manifests carry it; it is the controller's, not ours.
     let expected_api = match kind.as_deref() {
-        Some("AWSS3Source") => SOURCES_API,
+        Some("AWSS3Source" | "AWSSQSSource") => SOURCES_API,
         Some("AWSSQSTarget" | "AWSS3Target") => TARGETS_API,
         Some(other) => {
             problems.add(
                 "kind",
                 format!(
-                    "unknown kind {other:?}: expected AWSS3Source, AWSSQSTarget or AWSS3Target"
+                    "unknown kind {other:?}: expected AWSS3Source, AWSSQSSource, AWSSQSTarget or AWSS3Target"
                 ),
             );
             return None;
@@ -297,6 +297,12 @@ fn decode_document(
             config.s3_sources.push(c);
             name
         }),
+        Some("AWSSQSSource") => crate::sources::sqs::config::decode(&mut doc, options, problems)
+            .map(|c| {
+                let name = c.metadata.name.clone();
+                config.s3_sources.push(c);
+                name
+            }),
         Some("AWSSQSTarget") => SqsTargetConfig::decode(&mut doc, options, problems).map(|c| {
             let name = c.metadata.name.clone();
             config.sqs_targets.push(c);

@@ -1,6 +1,7 @@
 //! Sources: components that read from AWS and send CloudEvents to a sink.
 
 pub mod s3;
+pub mod sqs;
 
 use crate::aws::credentials::SetupError;
 use crate::http::sink::SinkSetupError;

@@ -377,7 +377,7 @@ fn out_event() -> BoxedStrategy<OutEvent> {
                     subject,
                     time,
                     datacontenttype,
-                    extensions,
+                    extensions: extensions.into_iter().map(|(n, v)| (n.into(), v)).collect(),
                     data: Bytes::from(data),
                 }
             },

@@ -42,6 +42,42 @@ use crate::config::decode::{Obj, Problems};
 
 /// The kind name used in metric labels and logs.
 pub const COMPONENT: &str = "awss3source";
+/// The kind name of an `AWSSQSSource`, which runs on the same machinery.
+pub const SQS_COMPONENT: &str = "awssqssource";
+
+/// How a message becomes events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// An `AWSS3Source`: S3 notifications (records, SNS-wrapped, EventBridge, test events).
+    S3Notifications,
+    /// An `AWSSQSSource`: every message, by its `messageProcessor`.
+    SqsMessages(Processor),
+}
+
+/// An `AWSSQSSource`'s `spec.messageProcessor` (TriggerMesh's names and behaviour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processor {
+    /// One `com.amazon.sqs.message` event per message, the message object as data.
+    Default,
+    /// S3 notifications as the S3 source reads them; other bodies as `Default`.
+    S3,
+    /// EventBridge events as `com.amazon.events.event`; other bodies as `Default`.
+    EventBridge,
+}
+
+impl Processor {
+    /// TriggerMesh's names: `default`, `s3`, `eventbridge`.
+    pub fn from_name(name: &str) -> Result<Processor, String> {
+        match name {
+            "default" => Ok(Processor::Default),
+            "s3" => Ok(Processor::S3),
+            "eventbridge" => Ok(Processor::EventBridge),
+            other => Err(format!(
+                "expected \"default\", \"s3\" or \"eventbridge\", found {other:?}"
+            )),
+        }
+    }
+}
 
 /// `spec.receive`: how the queue is polled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +133,50 @@ pub struct S3SourceConfig {
     /// `spec.endpoint.url`: where this component's SQS and S3 calls go (before
     /// `AWS_ENDPOINT_URL*`).
     pub endpoint: Option<String>,
+    pub conversion: Conversion,
+    /// TriggerMesh's `CE_SOURCE` / `CE_TYPE` (environment-variable mode of the SQS source):
+    /// the source and type of events made from plain messages, instead of the queue ARN and
+    /// `com.amazon.sqs.message`.
+    pub event_source: Option<String>,
+    pub event_type: Option<String>,
+}
+
+impl S3SourceConfig {
+    /// The kind name of metric labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self.conversion {
+            Conversion::S3Notifications => COMPONENT,
+            Conversion::SqsMessages(_) => SQS_COMPONENT,
+        }
+    }
+}
+
+/// The fields every queue-consuming source shares: `sink`, `delivery` (with the sink's CA
+/// certificates) and `eventEncoding`.
+pub fn decode_sink_and_delivery(
+    spec: &mut Obj<'_>,
+    problems: &mut Problems,
+) -> (Option<Uri>, Delivery, Encoding) {
+    let sink = match spec.require("sink", problems) {
+        Some((value, path)) => common::destination(value, &path, problems),
+        None => None,
+    };
+    let mut delivery = common::delivery(spec, problems);
+    if let Some(sink) = &sink {
+        delivery.ca_certs.extend(sink.ca_certs.clone());
+    }
+    let encoding = match spec.string("eventEncoding", problems).as_deref() {
+        None | Some("binary") => Encoding::Binary,
+        Some("structured") => Encoding::Structured,
+        Some(other) => {
+            problems.add(
+                &spec.path_of("eventEncoding"),
+                format!("expected \"binary\" or \"structured\", found {other:?}"),
+            );
+            Encoding::Binary
+        }
+    };
+    (sink.map(|s| s.uri), delivery, encoding)
 }
 
 /// SQS accepts visibility timeouts up to 12 hours.
@@ -124,25 +204,7 @@ impl S3SourceConfig {
         let queue = decode_destination(&mut spec, problems);
         let auth = auth::decode(&mut spec, options, problems);
         let endpoint = common::endpoint(&mut spec, problems);
-        let sink = match spec.require("sink", problems) {
-            Some((value, path)) => common::destination(value, &path, problems),
-            None => None,
-        };
-        let mut delivery = common::delivery(&mut spec, problems);
-        if let Some(sink) = &sink {
-            delivery.ca_certs.extend(sink.ca_certs.clone());
-        }
-        let encoding = match spec.string("eventEncoding", problems).as_deref() {
-            None | Some("binary") => Encoding::Binary,
-            Some("structured") => Encoding::Structured,
-            Some(other) => {
-                problems.add(
-                    &spec.path_of("eventEncoding"),
-                    format!("expected \"binary\" or \"structured\", found {other:?}"),
-                );
-                Encoding::Binary
-            }
-        };
+        let (sink, delivery, encoding) = decode_sink_and_delivery(&mut spec, problems);
         let forward_test_events = spec.bool("forwardTestEvents", problems).unwrap_or(false);
         let forward_unrecognized = spec.bool("forwardUnrecognized", problems).unwrap_or(true);
         let receive = decode_receive(&mut spec, problems);
@@ -157,12 +219,15 @@ impl S3SourceConfig {
             queue: queue?,
             auth: auth?,
             endpoint,
-            sink: sink?.uri,
+            sink: sink?,
             delivery,
             encoding,
             forward_test_events,
             forward_unrecognized,
             receive,
+            conversion: Conversion::S3Notifications,
+            event_source: None,
+            event_type: None,
         })
     }
 }
@@ -191,7 +256,8 @@ fn decode_destination(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<Opt
     Some(Some(queue))
 }
 
-fn decode_receive(spec: &mut Obj<'_>, problems: &mut Problems) -> Receive {
+/// `spec.receive`, our options of the poll loop.
+pub fn decode_receive(spec: &mut Obj<'_>, problems: &mut Problems) -> Receive {
     let mut out = Receive::default();
     let Some(mut receive) = spec.obj("receive", problems) else {
         return out;

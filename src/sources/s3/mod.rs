@@ -24,6 +24,7 @@ pub mod process;
 pub mod provision;
 pub mod queue;
 pub mod settle;
+pub mod sqs_message;
 pub mod supervisor;
 pub mod telemetry;
 
@@ -46,7 +47,7 @@ use crate::http::health::ReadyFlag;
 use crate::http::sink::SinkClient;
 use crate::sources::SourceError;
 use crate::telemetry::Component;
-use config::S3SourceConfig;
+use config::{Conversion, S3SourceConfig};
 use heartbeat::InFlight;
 use pollers::{Next, Pollers, Received};
 use process::Context;
@@ -65,14 +66,18 @@ pub async fn run(
     grace: Duration,
 ) -> Result<(), SourceError> {
     let name = config.metadata.name.clone();
-    let component = Component::of(config::COMPONENT, &config.metadata);
+    let component = Component::of(config.kind(), &config.metadata);
     // Credentials in the queue's region (or the default region until the queue is known).
     let region = config
         .queue
         .as_ref()
         .map_or_else(crate::aws::default_region, |q| q.region.clone());
     let credentials = credentials::for_component(&component, &config.auth, &region).await?;
-    let telemetry = Arc::new(SourceTelemetry::new(&name, credentials.mode()));
+    let telemetry = Arc::new(SourceTelemetry::new(
+        config.kind(),
+        &name,
+        credentials.mode(),
+    ));
     // The first credentials before the first call (a failure is logged and retried by the
     // background refresh), then refreshed in the background for as long as the source runs.
     let _ = credentials.refresh_now().await;
@@ -319,6 +324,21 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
     } = shared;
     let batch = *batch;
     let receive = &ctx.config.receive;
+    // An S3 notification needs two system attributes; a plain message is handed on whole
+    // (TriggerMesh's message object), its attributes too.
+    let (system_attributes, message_attributes) = match ctx.config.conversion {
+        Conversion::S3Notifications => (
+            vec![
+                MessageSystemAttributeName::SentTimestamp,
+                MessageSystemAttributeName::ApproximateReceiveCount,
+            ],
+            None,
+        ),
+        Conversion::SqsMessages(_) => (
+            vec![MessageSystemAttributeName::All],
+            Some(vec!["All".to_string()]),
+        ),
+    };
     let mut failures = 0u32;
     loop {
         // Messages received now could not be deleted: wait until deletes work again.
@@ -361,8 +381,8 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
                 .max_number_of_messages(wanted)
                 .wait_time_seconds(receive.wait_time_seconds)
                 .visibility_timeout(visibility_seconds(receive.visibility_timeout))
-                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .set_message_system_attribute_names(Some(system_attributes.clone()))
+                .set_message_attribute_names(message_attributes.clone())
                 .send()
         });
         // Dropping a long poll on shutdown is safe: messages it would have returned stay in

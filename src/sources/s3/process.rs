@@ -15,13 +15,14 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{Receive, S3SourceConfig};
+use super::config::{Conversion, Processor, Receive, S3SourceConfig};
 use super::heartbeat::InFlight;
 use super::notification::{
     Body, Malformed, Record, S3Event, TestEvent, event_type_matches, parse_body,
 };
 use super::queue::Receipt;
 use super::settle::{Settle, SettleSender};
+use super::sqs_message::{Overrides, eventbridge_event, message_event};
 use super::telemetry::SourceTelemetry;
 use crate::aws::arn::QueueArn;
 use crate::backoff::{Backoff, Curve};
@@ -136,6 +137,42 @@ pub async fn process(
 }
 
 async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> Outcome {
+    let config = &ctx.config;
+    let overrides = Overrides {
+        source: config.event_source.as_deref(),
+        ty: config.event_type.as_deref(),
+    };
+    let plain = || vec![message_event(&ctx.queue_arn, message, overrides)];
+    let events = match config.conversion {
+        Conversion::S3Notifications => return handle_notification(ctx, message, message_id).await,
+        Conversion::SqsMessages(Processor::S3) => {
+            // S3 notifications as the S3 source reads them; anything else as a plain message.
+            if matches!(
+                parse_body(message.body.as_deref().unwrap_or("")),
+                Body::Records(_) | Body::TestEvent(_)
+            ) {
+                return handle_notification(ctx, message, message_id).await;
+            }
+            plain()
+        }
+        Conversion::SqsMessages(Processor::EventBridge) => {
+            match eventbridge_event(&ctx.queue_arn, message, overrides) {
+                Some(event) => vec![event],
+                None => plain(),
+            }
+        }
+        Conversion::SqsMessages(Processor::Default) => plain(),
+    };
+    let failed = deliver_all(ctx, message_id, events).await;
+    if failed.is_empty() {
+        Outcome::Delete
+    } else {
+        dead_letter(ctx, message, failed, Vec::new()).await
+    }
+}
+
+/// An S3 notification (or what an `AWSS3Source` does with a body that is none).
+async fn handle_notification(ctx: &Context, message: &Message, message_id: &str) -> Outcome {
     let body = message.body.as_deref().unwrap_or("");
     let config = &ctx.config;
     let (events, broken) = match parse_body(body) {
@@ -258,10 +295,10 @@ async fn dead_letter(
         .map(|(mut event, err)| {
             event
                 .extensions
-                .push(("knativeerrordest", ctx.config.sink.to_string()));
+                .push(("knativeerrordest".into(), ctx.config.sink.to_string()));
             event
                 .extensions
-                .push(("knativeerrorcode", error_code(&err)));
+                .push(("knativeerrorcode".into(), error_code(&err)));
             event
         })
         .collect();
@@ -270,7 +307,7 @@ async fn dead_letter(
         let mut event = sqs_message_event(&ctx.queue_arn, message);
         event
             .extensions
-            .push(("adaptererror", dead_letter_reason(&broken)));
+            .push(("adaptererror".into(), dead_letter_reason(&broken)));
         letters.push(event);
     }
     for letter in letters {

@@ -74,7 +74,7 @@ fn namespace(config: &S3SourceConfig) -> &str {
 
 /// The source as a metric label set.
 fn component(config: &S3SourceConfig) -> Component {
-    Component::of(super::config::COMPONENT, &config.metadata)
+    Component::of(config.kind(), &config.metadata)
 }
 
 /// The owner tag's value for this source.

@@ -16,7 +16,6 @@ use tokio::time::Instant;
 
 use tokio::sync::watch;
 
-use super::config::COMPONENT;
 use super::heartbeat::{InFlight, InFlightGuard};
 use super::queue::{Deleted, Queue, Receipt};
 use crate::backoff::{Backoff, Curve, Retry};
@@ -151,7 +150,7 @@ impl Settler {
             initial_calls: INITIAL_CALLS,
             max_calls: MAX_CALLS,
             capacity: CAPACITY,
-            component: COMPONENT,
+            component: queue.telemetry().kind(),
             name: name.to_string(),
             operation,
         };

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
-use super::config::COMPONENT;
 use super::notification::Malformed;
 use crate::http::sink::SendError;
 use crate::telemetry::log_limit::error_log_due;
@@ -28,6 +27,8 @@ fn is_refusal(code: &str) -> bool {
 }
 
 pub struct SourceTelemetry {
+    /// `awss3source` or `awssqssource`.
+    kind: &'static str,
     name: String,
     /// How the source gets credentials, named in AWS error logs.
     auth: &'static str,
@@ -50,11 +51,8 @@ pub struct SourceTelemetry {
 }
 
 impl SourceTelemetry {
-    pub fn new(name: &str, auth: &'static str) -> Self {
-        let labels = [
-            ("component", COMPONENT.to_string()),
-            ("name", name.to_string()),
-        ];
+    pub fn new(kind: &'static str, name: &str, auth: &'static str) -> Self {
+        let labels = [("component", kind.to_string()), ("name", name.to_string())];
         let outcome = |outcome: &'static str| {
             let mut l = labels.to_vec();
             l.push(("outcome", outcome.to_string()));
@@ -66,6 +64,7 @@ impl SourceTelemetry {
             counter!("aws_event_adapter_source_test_events_total", &l)
         };
         SourceTelemetry {
+            kind,
             name: name.to_string(),
             auth,
             received: counter!("aws_event_adapter_sqs_messages_received_total", &labels),
@@ -95,10 +94,15 @@ impl SourceTelemetry {
 
     fn labels(&self, extra: (&'static str, &str)) -> Vec<(&'static str, String)> {
         vec![
-            ("component", COMPONENT.to_string()),
+            ("component", self.kind.to_string()),
             ("name", self.name.clone()),
             (extra.0, extra.1.to_string()),
         ]
+    }
+
+    /// `awss3source` or `awssqssource`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
     }
 
     pub fn ready(&self, queue_url: &str) {
@@ -172,7 +176,7 @@ impl SourceTelemetry {
         let mut labels = self.labels(("operation", operation));
         labels.push(("code", code.to_string()));
         counter!("aws_event_adapter_aws_errors_total", &labels).increment(1);
-        let Some(suppressed) = error_log_due(COMPONENT, &self.name, operation, code) else {
+        let Some(suppressed) = error_log_due(self.kind, &self.name, operation, code) else {
             return;
         };
         if is_refusal(code) {

@@ -1,0 +1,218 @@
+//! The SQS source (`AWSSQSSource`) end to end against moto: each `messageProcessor` on a queue
+//! of its own, messages sent with the AWS SDK, events read at a recording sink, and
+//! TriggerMesh's environment-variable mode.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_sqs::primitives::Blob;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use cloudevents::{AttributesReader, Event};
+use common::*;
+use http::StatusCode;
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn sqs_source(name: &str, queue_arn: &str, sink: &str, processor: &str) -> String {
+    format!(
+        r#"apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSSQSSource
+metadata: {{ name: {name} }}
+spec:
+  arn: {queue_arn}
+  messageProcessor: {processor}
+  receiveOptions: {{ visibilityTimeout: 30s }}
+  auth:
+    credentials:
+      accessKeyID: {{ value: testing }}
+      secretAccessKey: {{ value: testing }}
+  sink: {{ uri: "{sink}" }}
+  receive: {{ waitTimeSeconds: 1 }}
+"#
+    )
+}
+
+fn text_attribute(data_type: &str, value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .unwrap()
+}
+
+fn extension(event: &Event, name: &str) -> Option<String> {
+    event.extension(name).map(ToString::to_string)
+}
+
+/// The accepted event with this SQS message id, and the body the sink received for it.
+fn event_for(sink: &TestSink, message_id: &str) -> (Event, Vec<u8>) {
+    sink.accepted()
+        .into_iter()
+        .find(|(_, event)| event.id() == message_id)
+        .map(|(received, event)| (event, received.body.to_vec()))
+        .unwrap_or_else(|| panic!("no event for message {message_id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_message_processor_turns_messages_into_its_events() {
+    let aws = Aws::new().await;
+    let (plain_url, plain_arn) = aws.create_queue(&unique("sqs-default")).await;
+    let (s3_url, s3_arn) = aws.create_queue(&unique("sqs-s3")).await;
+    let (bridge_url, bridge_arn) = aws.create_queue(&unique("sqs-eb")).await;
+    let bucket = unique("sqs-s3");
+    aws.create_bucket_notifying(&bucket, &s3_arn, &["s3:ObjectCreated:*"])
+        .await;
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let manifest = [
+        sqs_source("plain", &plain_arn, &sink.uri(), "default"),
+        sqs_source("objects", &s3_arn, &sink.uri(), "s3"),
+        sqs_source("bridge", &bridge_arn, &sink.uri(), "eventbridge"),
+    ]
+    .join("---\n");
+    let adapter = Adapter::start(&manifest, &[]).await;
+
+    // default: a JSON body with String, Number and Binary attributes, and a text body.
+    let json_body = r#"{"order": 7, "total": 12345678901234567890123}"#;
+    let with_attributes = aws
+        .sqs
+        .send_message()
+        .queue_url(&plain_url)
+        .message_body(json_body)
+        .message_attributes("Customer-ID", text_attribute("String", "c 42"))
+        .message_attributes("Total.Cents", text_attribute("Number", "1250"))
+        .message_attributes(
+            "Thumb",
+            MessageAttributeValue::builder()
+                .data_type("Binary")
+                .binary_value(Blob::new(b"\x00\x01".to_vec()))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .message_id
+        .unwrap();
+    let text_id = aws.send(&plain_url, "just some text").await;
+    // s3: a real bucket notification, and a body that is none.
+    aws.put_object(&bucket, "reports/q1.csv", b"a,b").await;
+    let not_s3 = aws.send(&s3_url, r#"{"hello": "world"}"#).await;
+    // eventbridge: an EventBridge event, and a body that is none.
+    let bridge_body = r#"{"version":"0","id":"eb-1","detail-type":"Order Placed","source":"com.shop","account":"123456789012","time":"2026-12-01T10:00:00Z","region":"us-east-1","resources":[],"detail":{"order":7}}"#;
+    aws.send(&bridge_url, bridge_body).await;
+    let not_bridge = aws.send(&bridge_url, "plain").await;
+
+    // The S3 test event of the notification setup, the put, and the five sent messages.
+    sink.wait_accepted(7, LONG).await;
+
+    let (event, body) = event_for(&sink, &with_attributes);
+    assert_eq!(event.ty(), "com.amazon.sqs.message");
+    assert_eq!(event.source().to_string(), plain_arn);
+    assert_eq!(event.datacontenttype(), Some("application/json"));
+    assert_eq!(
+        extension(&event, "sqsmsgcustomerid").as_deref(),
+        Some("c 42")
+    );
+    assert_eq!(
+        extension(&event, "sqsmsgtotalcents").as_deref(),
+        Some("1250")
+    );
+    assert_eq!(
+        extension(&event, "sqsmsgthumb"),
+        None,
+        "binary attributes are no extension"
+    );
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains(&format!("\"Body\":{json_body}")),
+        "the JSON body is embedded as it was sent: {text}"
+    );
+    let data: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(data["MessageId"], with_attributes.as_str());
+    assert!(
+        data["ReceiptHandle"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    assert!(data["MD5OfBody"].as_str().is_some());
+    assert!(data["Attributes"]["SentTimestamp"].as_str().is_some());
+    assert_eq!(data["MessageAttributes"]["Thumb"]["DataType"], "Binary");
+    assert_eq!(data["MessageAttributes"]["Thumb"]["BinaryValue"], "AAE=");
+    let (_, body) = event_for(&sink, &text_id);
+    let data: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(data["Body"], "just some text");
+
+    let accepted = sink.accepted();
+    let put = accepted
+        .iter()
+        .find(|(_, e)| e.ty() == "com.amazon.s3.objectcreated")
+        .expect("the put as an S3 event");
+    assert_eq!(put.1.subject(), Some("reports/q1.csv"));
+    assert!(
+        accepted
+            .iter()
+            .any(|(_, e)| e.ty() == "com.amazon.s3.testevent"),
+        "the s3 processor forwards the test event"
+    );
+    assert_eq!(event_for(&sink, &not_s3).0.ty(), "com.amazon.sqs.message");
+
+    let bridge = accepted
+        .iter()
+        .find(|(_, e)| e.ty() == "com.amazon.events.event")
+        .map(|(_, e)| e.clone())
+        .expect("the EventBridge event");
+    assert_eq!(bridge.id(), "eb-1");
+    assert_eq!(bridge.source().to_string(), bridge_arn);
+    assert_eq!(
+        extension(&bridge, "awseventssource").as_deref(),
+        Some("com.shop")
+    );
+    assert_eq!(
+        extension(&bridge, "awseventsdetailtype").as_deref(),
+        Some("Order Placed")
+    );
+    assert_eq!(
+        event_for(&sink, &not_bridge).0.ty(),
+        "com.amazon.sqs.message"
+    );
+
+    // Every message was deleted once its event was accepted.
+    for url in [&plain_url, &s3_url, &bridge_url] {
+        aws.wait_queue_empty(url, LONG).await;
+    }
+    assert!(
+        adapter
+            .metric(
+                "aws_event_adapter_sqs_messages_deleted_total",
+                "component=\"awssqssource\""
+            )
+            .await
+            >= 7.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggermesh_variables_run_the_sqs_source() {
+    let aws = Aws::new().await;
+    let (url, arn) = aws.create_queue(&unique("tm-sqs")).await;
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let sink_uri = sink.uri();
+    let env = [
+        ("K_COMPONENT", "awssqssource"),
+        ("ARN", arn.as_str()),
+        ("K_SINK", sink_uri.as_str()),
+        ("NAME", "orders"),
+        ("SQS_VISIBILITY_TIMEOUT", "30s"),
+        ("CE_TYPE", "com.example.order"),
+    ];
+    let adapter = Adapter::spawn_with_env("", &[], &env);
+    adapter.wait_ready(LONG).await;
+    let id = aws.send(&url, r#"{"order": 1}"#).await;
+    let accepted = sink.wait_accepted(1, LONG).await;
+    assert_eq!(accepted[0].1.id(), id);
+    assert_eq!(accepted[0].1.ty(), "com.example.order");
+    assert_eq!(accepted[0].1.source().to_string(), arn);
+    aws.wait_queue_empty(&url, LONG).await;
+}

@@ -216,3 +216,115 @@ async fn triggermesh_variables_run_the_sqs_source() {
     assert_eq!(accepted[0].1.source().to_string(), arn);
     aws.wait_queue_empty(&url, LONG).await;
 }
+
+/// The group and sequence number of an event made from a `{"group": .., "seq": ..}` body.
+fn group_and_seq(event: &Event) -> (String, u64) {
+    let data: Value = match event.data() {
+        Some(cloudevents::Data::Json(value)) => value.clone(),
+        other => panic!("no JSON data: {other:?}"),
+    };
+    let body = &data["Body"];
+    (
+        body["group"].as_str().unwrap().to_string(),
+        body["seq"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_groups_are_delivered_in_order_and_a_failure_holds_back_only_its_group() {
+    let aws = Aws::new().await;
+    let queue = format!("{}.fifo", unique("fifo"));
+    let url = aws
+        .sqs
+        .create_queue()
+        .queue_name(&queue)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
+    // A slow sink that refuses B's seq 5 the first two times.
+    let refusals = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sink = TestSink::start({
+        let refusals = refusals.clone();
+        std::sync::Arc::new(move |_, event: &Event| {
+            let delay = Duration::from_millis(40);
+            if group_and_seq(event) == ("B".to_string(), 5)
+                && refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+            {
+                return (StatusCode::SERVICE_UNAVAILABLE, delay);
+            }
+            (StatusCode::OK, delay)
+        })
+    })
+    .await;
+    let manifest = sqs_source("orders", &arn, &sink.uri(), "default").replace(
+        "  receive: { waitTimeSeconds: 1 }\n",
+        "  receive: { waitTimeSeconds: 1, redeliveryDelay: 1s }\n  delivery: { retry: 0 }\n",
+    );
+    let adapter = Adapter::start(&manifest, &[]).await;
+    for seq in 0..20u64 {
+        for group in ["A", "B", "C"] {
+            aws.sqs
+                .send_message()
+                .queue_url(&url)
+                .message_body(format!(r#"{{"group":"{group}","seq":{seq}}}"#))
+                .message_group_id(group)
+                .message_deduplication_id(format!("{group}-{seq}"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    sink.wait_accepted(60, LONG).await;
+    aws.wait_queue_empty(&url, LONG).await;
+
+    let accepted: Vec<(String, u64)> = sink
+        .accepted()
+        .iter()
+        .map(|(_, event)| group_and_seq(event))
+        .collect();
+    for group in ["A", "B", "C"] {
+        let order: Vec<u64> = accepted
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, seq)| *seq)
+            .collect();
+        assert_eq!(
+            order,
+            (0..20).collect::<Vec<_>>(),
+            "group {group} in send order, once each"
+        );
+    }
+    assert_eq!(
+        refusals.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "B-5 refused twice"
+    );
+    // While B waited for its two redeliveries (between B-4 and B-5), A and C went on.
+    let position = |wanted: (&str, u64)| {
+        accepted
+            .iter()
+            .position(|(g, s)| (g.as_str(), *s) == wanted)
+            .unwrap()
+    };
+    let stuck = &accepted[position(("B", 4))..position(("B", 5))];
+    for group in ["A", "C"] {
+        let went_on = stuck.iter().filter(|(g, _)| g == group).count();
+        assert!(
+            went_on >= 3,
+            "{group} delivered {went_on} events while B was held back: {accepted:?}"
+        );
+    }
+    assert!(
+        adapter
+            .metric(
+                "aws_event_adapter_sqs_messages_released_total",
+                "reason=\"delivery_failed\""
+            )
+            .await
+            >= 2.0
+    );
+}

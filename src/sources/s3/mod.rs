@@ -16,6 +16,7 @@
 //! holds one permit, never the other nine of its batch.
 
 pub mod config;
+pub mod fifo;
 pub mod heartbeat;
 pub mod notification;
 pub mod overlap;
@@ -418,6 +419,7 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
         ctx.telemetry.messages_received(messages.len());
         let got = messages.len();
         let empty = messages.is_empty();
+        let mut started_now = Vec::with_capacity(messages.len());
         for message in messages {
             // SQS never returns more than asked for; should it, the extra waits for a slot.
             let permit = match reserved.split(1) {
@@ -433,10 +435,21 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
                 drop(permit);
                 continue;
             }
-            tracker
-                .spawn(process::process(ctx.clone(), message, received, permit).in_current_span());
+            started_now.push((message, permit));
         }
         drop(reserved);
+        if ctx.queue_arn.is_fifo() {
+            // One task per message group, its messages in order (see `fifo`).
+            for group in fifo::by_group(started_now) {
+                tracker.spawn(fifo::process_group(ctx.clone(), group, received).in_current_span());
+            }
+        } else {
+            for (message, permit) in started_now {
+                tracker.spawn(
+                    process::process(ctx.clone(), message, received, permit).in_current_span(),
+                );
+            }
+        }
         let outcome = Received {
             asked: wanted as usize,
             got,

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{Conversion, Processor, Receive, S3SourceConfig};
-use super::heartbeat::InFlight;
+use super::heartbeat::{InFlight, InFlightGuard};
 use super::notification::{
     Body, Malformed, Record, S3Event, TestEvent, event_type_matches, parse_body,
 };
@@ -79,25 +79,48 @@ enum Outcome {
     Release(Release),
 }
 
-/// Processes one message to the end. `permit` bounds the messages in flight.
-pub async fn process(
-    ctx: Arc<Context>,
-    message: Message,
+/// Registers a message with the visibility heartbeat (from `received` on), so that it stays
+/// hidden while it waits or is processed; `None` for a message without id or receipt handle.
+pub fn register(
+    ctx: &Context,
+    message: &Message,
     received: Instant,
-    permit: OwnedSemaphorePermit,
-) {
-    let Some(receipt) = Receipt::of(&message) else {
+) -> Option<(Receipt, InFlightGuard)> {
+    let Some(receipt) = Receipt::of(message) else {
         tracing::warn!(message_id = ?message.message_id, "message without an id or receipt handle ignored");
-        return;
+        return None;
     };
-    let message_id = receipt.message_id.clone();
-    // Registered for the visibility heartbeat until the message is settled (the guard travels
-    // with the delete, so the heartbeat keeps the message hidden until it is really gone).
     let guard = ctx.in_flight.register(
         receipt.clone(),
         ctx.config.receive.visibility_timeout,
         received,
     );
+    Some((receipt, guard))
+}
+
+/// Processes one message to the end. `permit` bounds the messages in flight. Returns whether
+/// the message is done with (deleted, or dead-lettered), not released for another attempt.
+pub async fn process(
+    ctx: Arc<Context>,
+    message: Message,
+    received: Instant,
+    permit: OwnedSemaphorePermit,
+) -> bool {
+    let Some(registered) = register(&ctx, &message, received) else {
+        return true;
+    };
+    process_registered(ctx, message, registered, permit).await
+}
+
+/// [`process`] for a message [`register`]ed already (a FIFO group's later messages are
+/// registered when they are received, while they wait for the earlier ones).
+pub async fn process_registered(
+    ctx: Arc<Context>,
+    message: Message,
+    (receipt, guard): (Receipt, InFlightGuard),
+    permit: OwnedSemaphorePermit,
+) -> bool {
+    let message_id = receipt.message_id.clone();
     if let Some(sent) = system_attribute(&message, MessageSystemAttributeName::SentTimestamp)
         .and_then(|ms| ms.parse::<u64>().ok())
     {
@@ -117,6 +140,7 @@ pub async fn process(
         }),
         () = ctx.hard_stop.cancelled() => Outcome::Release(Release::Shutdown),
     };
+    let done = matches!(outcome, Outcome::Delete);
     let settle = match outcome {
         Outcome::Delete => Settle::Delete { receipt, guard },
         Outcome::Release(reason) => {
@@ -134,6 +158,7 @@ pub async fn process(
     };
     ctx.settle.send(settle).await;
     drop(permit);
+    done
 }
 
 async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> Outcome {

@@ -139,10 +139,18 @@ fn remove_data(event: &mut Event) {
 /// The `data` members of a structured event, read from the request text itself.
 #[derive(Deserialize)]
 struct DataMembers<'a> {
-    #[serde(borrow, default)]
+    /// `Some` whenever the member is there, `null` included (plain `Option` reads `null` as
+    /// absent).
+    #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
     #[serde(default)]
     data_base64: Option<String>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// Replaces the SDK's reading of the data with the data as the request carried it.
@@ -246,7 +254,12 @@ fn keep_json_body(mut event: Event, body: Bytes) -> InboundEvent {
     let is_json = event.datacontenttype().is_some_and(|t| {
         t.starts_with("application/json") || t.starts_with("text/json") || t.ends_with("+json")
     });
-    if is_json && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok() {
+    // serde_json skips the strings it ignores without checking their UTF-8: check it first,
+    // so that what is kept as JSON text is text.
+    if is_json
+        && std::str::from_utf8(&body).is_ok()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok()
+    {
         remove_data(&mut event);
         return InboundEvent {
             event,
@@ -446,6 +459,10 @@ mod tests {
         let events = decode(&headers, Bytes::from(body)).unwrap();
         assert_eq!(events[0].data(), Some(InboundData::Text("café")));
 
+        let null = r#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":null}"#;
+        let events = decode(&headers, Bytes::from(null)).unwrap();
+        assert_eq!(events[0].data().map(|d| d.as_bytes()), Some(&b"null"[..]));
+
         let bad = r#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":{},"data":{}}"#;
         let err = decode(&headers, Bytes::from(bad)).unwrap_err();
         assert_eq!(err.status, 400);
@@ -464,6 +481,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(events[0].data(), Some(InboundData::Binary(b"{nope")));
+        // JSON in shape, but not UTF-8 text: bytes, never JSON text.
+        let events = decode(
+            &binary_headers("application/json"),
+            Bytes::from_static(b"{\"a\":\"\xff\"}"),
+        )
+        .unwrap();
+        assert!(matches!(events[0].data(), Some(InboundData::Binary(_))));
+        assert!(std::str::from_utf8(&events[0].to_structured()).is_ok());
         let events = decode(&binary_headers("text/plain"), Bytes::from_static(b"1E2")).unwrap();
         assert_eq!(events[0].data(), Some(InboundData::Binary(b"1E2")));
     }

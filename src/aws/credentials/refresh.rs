@@ -128,15 +128,32 @@ impl Refreshing {
             match &flight.pending {
                 Some(fetch) => fetch.clone(),
                 None => {
+                    // A task of its own: the fetch goes on (and ends, clearing `pending`)
+                    // whether or not anyone still waits for it.
+                    let task = tokio::spawn({
+                        let this = self.clone();
+                        async move { this.fetch().await }
+                    });
                     let this = self.clone();
-                    let fetch = async move { this.fetch().await }.boxed().shared();
+                    let fetch = async move {
+                        task.await.unwrap_or_else(|err| {
+                            // It panicked (or the runtime is going away): the next caller
+                            // starts afresh.
+                            this.shared
+                                .flight
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .pending = None;
+                            Err(format!("the credentials fetch failed: {err}"))
+                        })
+                    }
+                    .boxed()
+                    .shared();
                     flight.pending = Some(fetch.clone());
                     fetch
                 }
             }
         };
-        // Whoever awaits drives the one fetch; a caller that gives up leaves it to the others
-        // (or to the next caller, who picks it up where it was).
         fetch.await
     }
 
@@ -332,17 +349,15 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn callers_meanwhile_share_one_fetch_and_the_request_path_never_waits() {
+    async fn callers_meanwhile_share_one_fetch() {
         let (refreshing, calls) = refreshing(Duration::from_secs(5));
         let first = tokio::spawn({
             let r = refreshing.clone();
             async move { r.refresh_now().await }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
-        // The fetch is under way: reading credentials answers at once (not loaded yet)…
-        let read = tokio::time::timeout(Duration::from_millis(1), refreshing.provide_credentials());
-        assert!(read.await.expect("no wait").is_err(), "nothing loaded yet");
-        // …and a caller that asks meanwhile joins that fetch instead of starting another.
+        // The fetch is under way: a caller that asks meanwhile joins it instead of starting
+        // another.
         let asked = Instant::now();
         refreshing.refresh_unless_newer_than(asked).await.unwrap();
         assert_eq!(asked.elapsed(), Duration::from_secs(4), "joined the fetch");
@@ -355,15 +370,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_caller_that_gives_up_leaves_the_fetch_to_the_next() {
+    async fn a_fetch_nobody_waits_for_any_more_still_finishes() {
         let (refreshing, calls) = refreshing(Duration::from_secs(5));
         let gave_up = tokio::time::timeout(Duration::from_secs(1), refreshing.refresh_now()).await;
         assert!(gave_up.is_err());
-        refreshing.refresh_now().await.unwrap();
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            1,
-            "the abandoned fetch was picked up"
-        );
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // Done in the background: the credentials are there, and no fetch is pending.
+        assert!(refreshing.provide_credentials().await.is_ok());
+        assert!(refreshing.shared.flight.lock().unwrap().pending.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

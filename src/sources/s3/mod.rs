@@ -171,7 +171,12 @@ pub async fn run(
         let shared = shared.clone();
         move || poll(shared.clone()).boxed()
     };
-    let mut pollers = Supervisor::new(spawn, ready.clone(), telemetry.poller_panics());
+    let mut pollers = Supervisor::new(
+        spawn,
+        ready.clone(),
+        telemetry.poller_panics(),
+        shutdown.clone(),
+    );
     for _ in 0..shared.pollers.active() {
         pollers.start();
     }

@@ -181,6 +181,44 @@ pub async fn provision(
     let clients = clients(config, credentials).await?;
     let name = queue_name(namespace(config), &config.metadata.name, &bucket_arn.bucket);
     let mut changes = Vec::new();
+
+    // The bucket's notification configuration first: real S3 refuses an entry that overlaps
+    // another (moto does not), and that is found out before anything is created.
+    let bucket = &bucket_arn.bucket;
+    let s3 = &clients.s3;
+    let current = with_fresh_credentials(credentials, || {
+        s3.get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+    })
+    .await
+    .map_err(|err| {
+        failed(
+            "GetBucketNotificationConfiguration",
+            "s3:GetBucketNotification",
+            &err,
+        )
+    })?;
+    let id = notification_id(config);
+    let wanted = events(config);
+    let mine = Subscription {
+        id: id.clone(),
+        destination: format!("queue {name}"),
+        events: wanted.clone(),
+        prefix: String::new(),
+        suffix: String::new(),
+    };
+    let others = overlap::subscriptions(
+        current.queue_configurations(),
+        current.topic_configurations(),
+        current.lambda_function_configurations(),
+    );
+    if let Some(overlap) = overlap::find_overlap(&mine, &others) {
+        return Err(ProvisionError(format!(
+            "cannot add this source's notification entry {id:?} to bucket {bucket}: {overlap}"
+        )));
+    }
+
     let tags = HashMap::from([
         (OWNER_TAG.to_string(), owner(config)),
         (BUCKET_TAG.to_string(), bucket_arn.to_string()),
@@ -284,24 +322,7 @@ pub async fn provision(
         ));
     }
 
-    // Our entry in the bucket's notification configuration, the others untouched.
-    let bucket = &bucket_arn.bucket;
-    let s3 = &clients.s3;
-    let current = with_fresh_credentials(credentials, || {
-        s3.get_bucket_notification_configuration()
-            .bucket(bucket)
-            .send()
-    })
-    .await
-    .map_err(|err| {
-        failed(
-            "GetBucketNotificationConfiguration",
-            "s3:GetBucketNotification",
-            &err,
-        )
-    })?;
-    let id = notification_id(config);
-    let wanted = events(config);
+    // Our entry in the bucket's notification configuration (read above), the others untouched.
     let ours = QueueConfiguration::builder()
         .id(&id)
         .queue_arn(queue.to_string())
@@ -314,24 +335,6 @@ pub async fn provision(
     let position = queues.iter().position(|q| q.id() == Some(id.as_str()));
     let unchanged = position.is_some_and(|i| same_entry(&queues[i], &queue, &wanted));
     if !unchanged {
-        // Real S3 refuses an entry that overlaps another (moto does not): say which.
-        let mine = Subscription {
-            id: id.clone(),
-            destination: queue.to_string(),
-            events: wanted.clone(),
-            prefix: String::new(),
-            suffix: String::new(),
-        };
-        let others = overlap::subscriptions(
-            &queues,
-            current.topic_configurations(),
-            current.lambda_function_configurations(),
-        );
-        if let Some(overlap) = overlap::find_overlap(&mine, &others) {
-            return Err(ProvisionError(format!(
-                "cannot add this source's notification entry {id:?} to bucket {bucket}: {overlap}"
-            )));
-        }
         match position {
             Some(i) => queues[i] = ours,
             None => queues.push(ours),

@@ -213,7 +213,13 @@ impl Flush for Deletes {
                     }
                     break flushed;
                 }
-                Deleted::Failed(flushed) => break flushed,
+                // Not a denial (the network, throttling, a queue gone): whether deletes are
+                // allowed is unknown again, so the pollers may go on; another denial closes
+                // the gate again. A gate left closed would never see a delete to open it.
+                Deleted::Failed(flushed) => {
+                    self.gate.reopen();
+                    break flushed;
+                }
                 Deleted::Denied {
                     pending,
                     code,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use metrics::Counter;
 use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Backoff, Curve};
 use crate::http::health::ReadyFlag;
@@ -27,19 +28,27 @@ pub struct Supervisor<F> {
     panics: u32,
     panics_total: Counter,
     ready: ReadyFlag,
+    /// A restart waiting for its delay gives up when this fires.
+    shutdown: CancellationToken,
 }
 
 impl<F> Supervisor<F>
 where
     F: Fn() -> BoxFuture<'static, ()>,
 {
-    pub fn new(spawn: F, ready: ReadyFlag, panics_total: Counter) -> Self {
+    pub fn new(
+        spawn: F,
+        ready: ReadyFlag,
+        panics_total: Counter,
+        shutdown: CancellationToken,
+    ) -> Self {
         Supervisor {
             running: JoinSet::new(),
             spawn,
             panics: 0,
             panics_total,
             ready,
+            shutdown,
         }
     }
 
@@ -73,11 +82,14 @@ where
             "a poller panicked; starting another"
         );
         let poller = (self.spawn)();
+        let shutdown = self.shutdown.clone();
         use tracing::Instrument;
         self.running.spawn(
             async move {
-                tokio::time::sleep(delay).await;
-                poller.await;
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => poller.await,
+                    () = shutdown.cancelled() => {}
+                }
             }
             .in_current_span(),
         );
@@ -126,7 +138,9 @@ mod tests {
                 .boxed()
             }
         };
-        let mut supervisor = Supervisor::new(spawn, ready.clone(), Counter::noop());
+        let shutdown = CancellationToken::new();
+        let mut supervisor =
+            Supervisor::new(spawn, ready.clone(), Counter::noop(), shutdown.clone());
         supervisor.start();
         let ended = supervisor.ended().await.expect("the first poller ended");
         supervisor.handle(ended);
@@ -135,5 +149,25 @@ mod tests {
         assert_eq!(started.load(Ordering::SeqCst), 2, "started again");
         assert!(ready.get(), "ready with the new poller's receive");
         assert_eq!(supervisor.panics, 1, "counted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_waiting_for_its_delay_ends_at_shutdown() {
+        let spawn = || async { panic!("a bug") }.boxed();
+        let shutdown = CancellationToken::new();
+        let mut supervisor = Supervisor::new(
+            spawn,
+            ReadyFlag::default(),
+            Counter::noop(),
+            shutdown.clone(),
+        );
+        supervisor.panics = 20; // the next restart waits the 30 s ceiling
+        supervisor.start();
+        let ended = supervisor.ended().await.unwrap();
+        supervisor.handle(ended);
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(1), supervisor.join_all())
+            .await
+            .expect("no wait for the restart delay");
     }
 }

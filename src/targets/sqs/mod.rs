@@ -285,7 +285,9 @@ pub fn to_message(config: &SqsTargetConfig, event: &InboundEvent) -> Result<Mess
         )
     } else {
         // JSON throughout: attributes are strings, JSON data is spliced in as received.
-        let body = String::from_utf8(event.to_structured()).expect("structured mode is JSON text");
+        let body = String::from_utf8(event.to_structured()).map_err(|_| {
+            TargetError::new(StatusCode::BAD_REQUEST, "the event is not UTF-8 text")
+        })?;
         (body, Vec::new())
     };
     if body.is_empty() {

@@ -945,11 +945,11 @@ async fn provision_refuses_an_entry_that_overlaps_another_as_real_s3_would() {
             "{name}: the error names the overlapped entry {overlapped}:\n{said}"
         );
         assert!(
-            !outcome
-                .write_calls()
-                .contains(&"PutBucketNotificationConfiguration".into()),
-            "{name}: nothing written"
+            outcome.write_calls().is_empty(),
+            "{name}: nothing written, not even its queue: {:?}",
+            outcome.write_calls()
         );
+        assert_queue_gone(&aws, &queue_name("default", name, &bucket)).await;
     }
     assert_eq!(
         queue_entries(&aws, &bucket).await,

@@ -418,25 +418,43 @@ spec:
 }
 
 #[test]
-fn validate_rejects_a_sink_ref_and_asks_for_a_uri() {
-    let out = validate(
-        r#"apiVersion: sources.triggermesh.io/v1alpha1
+fn validate_accepts_a_sink_ref_and_says_it_is_resolved_at_run_time() {
+    let source = |sink: &str| {
+        format!(
+            r#"apiVersion: sources.triggermesh.io/v1alpha1
 kind: AWSS3Source
-metadata: { name: uploads }
+metadata: {{ name: uploads }}
 spec:
   arn: arn:aws:s3:::media-uploads
-  destination: { sqs: { queueARN: "arn:aws:sqs:us-east-1:123456789012:uploads" } }
+  destination: {{ sqs: {{ queueARN: "arn:aws:sqs:us-east-1:123456789012:uploads" }} }}
   sink:
-    ref:
-      apiVersion: eventing.knative.dev/v1
-      kind: Broker
-      name: default
-"#,
+{sink}
+"#
+        )
+    };
+    let out = validate(&source(
+        "    ref:\n      apiVersion: eventing.knative.dev/v1\n      kind: Broker\n      name: default",
+    ));
+    assert_eq!(out.code, 0, "stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "note: config.yaml: document 1 (AWSS3Source \"uploads\"): spec.sink.ref Broker (the pod's)/default (eventing.knative.dev/v1) is resolved at run time, through the Kubernetes API\nok: 1 component(s)\n"
     );
+    // A ref without a name, and a ref beside a uri, are refused.
+    let out = validate(&source(
+        "    ref: { apiVersion: eventing.knative.dev/v1, kind: Broker }",
+    ));
     out.assert_config_error(1);
-    let line =
-        out.problem("error: config.yaml: document 1 (AWSS3Source \"uploads\"): spec.sink.ref: ");
-    assert!(line.contains("set uri"), "asks for sink.uri: {line}");
+    out.problem("error: config.yaml: document 1 (AWSS3Source \"uploads\"): spec.sink.ref.name: ");
+    let out = validate(&source(
+        "    uri: http://x/\n    ref: { apiVersion: v1, kind: Service, name: s }",
+    ));
+    out.assert_config_error(1);
+    assert!(
+        out.stderr.contains("set either uri or ref"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! TLS: the listener serving HTTPS (plain HTTP refused), and HTTPS sinks verified against a
-//! destination's own CA (`CACerts`). Certificates are made for each run with `openssl`.
+//! destination's own CA (`CACerts`), and a `sink.ref` resolved through an API server stand-in
+//! over HTTPS with the service account's token and CA. Certificates are made for each run with
+//! `openssl`.
 
 mod common;
 
@@ -241,5 +243,128 @@ async fn https_sinks_are_verified_against_the_destination_ca() {
         1,
         "nothing reached the sink"
     );
+    stop.cancel();
+}
+
+/// A stand-in for the Kubernetes API server over HTTPS: it answers `GET` of the Broker
+/// `team/default` with `status.address.url` = `sink`, only with the service account's token;
+/// 404 for anything else. Returns its port and the number of requests with the right token.
+async fn api_server(
+    dir: &Path,
+    sink: String,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>, CancellationToken) {
+    let acceptor =
+        aws_event_adapter::http::tls::acceptor(dir.join("server.pem"), dir.join("server.key"))
+            .unwrap();
+    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let authorized = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler: Handler = {
+        let authorized = authorized.clone();
+        Arc::new(move |request| {
+            let (sink, authorized) = (sink.clone(), authorized.clone());
+            Box::pin(async move {
+                let token = request
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                if token != Some("Bearer sa-token-123") {
+                    return respond(StatusCode::UNAUTHORIZED, "application/json", "{}");
+                }
+                authorized.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if request.uri().path()
+                    == "/apis/eventing.knative.dev/v1/namespaces/team/brokers/default"
+                {
+                    let broker = serde_json::json!({
+                        "kind": "Broker",
+                        "status": { "address": { "url": sink } }
+                    });
+                    return respond(StatusCode::OK, "application/json", broker.to_string());
+                }
+                respond(
+                    StatusCode::NOT_FOUND,
+                    "application/json",
+                    r#"{"kind":"Status"}"#,
+                )
+            })
+        })
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(server::serve_tls(
+        listener,
+        handler,
+        stop.clone(),
+        Duration::from_secs(1),
+        Some(acceptor),
+        server::DEFAULT_MAX_CONNECTIONS,
+    ));
+    (addr.port(), authorized, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_ref_to_a_broker_is_resolved_through_the_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    // The service account's files, as Kubernetes mounts them.
+    let account = dir.path().join("serviceaccount");
+    std::fs::create_dir(&account).unwrap();
+    std::fs::write(account.join("token"), "sa-token-123\n").unwrap();
+    std::fs::copy(dir.path().join("ca.pem"), account.join("ca.crt")).unwrap();
+    std::fs::write(account.join("namespace"), "team").unwrap();
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let (port, authorized, stop) = api_server(dir.path(), sink.uri()).await;
+    let aws = Aws::new().await;
+    let (url, arn) = aws.create_queue(&unique("sinkref")).await;
+    let (_, other_arn) = aws.create_queue(&unique("sinkref-missing")).await;
+    let manifest = |name: &str, queue: &str, broker: &str| {
+        format!(
+            r#"apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSSQSSource
+metadata: {{ name: {name} }}
+spec:
+  arn: {queue}
+  auth: {{ credentials: {{ accessKeyID: {{ value: testing }}, secretAccessKey: {{ value: testing }} }} }}
+  sink:
+    ref: {{ apiVersion: eventing.knative.dev/v1, kind: Broker, name: {broker} }}
+  receive: {{ waitTimeSeconds: 1 }}
+"#
+        )
+    };
+    let port = port.to_string();
+    let env = [
+        ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+        ("KUBERNETES_SERVICE_PORT", port.as_str()),
+        (
+            "AWS_EVENT_ADAPTER_SERVICEACCOUNT_DIR",
+            account.to_str().unwrap(),
+        ),
+    ];
+    // The namespace is the pod's (the service account's namespace file).
+    let adapter = Adapter::spawn_with_env(&manifest("orders", &arn, "default"), &[], &env);
+    adapter.wait_ready(WAIT).await;
+    let id = aws.send(&url, r#"{"order": 1}"#).await;
+    let accepted = sink.wait_accepted(1, WAIT).await;
+    assert_eq!(
+        cloudevents::AttributesReader::id(&accepted[0].1),
+        id,
+        "the event reached the resolved URL"
+    );
+    assert!(authorized.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(adapter.log().contains("sink resolved"));
+
+    // A Broker that does not exist: unready, with an error naming it.
+    let missing = Adapter::spawn_with_env(&manifest("lost", &other_arn, "nowhere"), &[], &env);
+    wait_until(WAIT, "the lookup error", || {
+        missing.log().contains("cannot resolve the sink's ref")
+    })
+    .await;
+    assert!(
+        missing
+            .log()
+            .contains("Broker team/nowhere (eventing.knative.dev/v1): not found"),
+        "log:\n{}",
+        missing.log()
+    );
+    let (status, body) = http_get(missing.http_addr, "/readyz").await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     stop.cancel();
 }

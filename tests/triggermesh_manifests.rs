@@ -1,6 +1,7 @@
 //! TriggerMesh's manifests as users keep them: a folder of files (`--config DIR`) that holds
 //! `Secret` documents with the keys, Knative `Broker`s and `Trigger`s that are not ours to run,
-//! and the components themselves — loaded by `validate` and `run` as they are.
+//! and the components themselves (sinks by `ref` to a Broker) — loaded by `validate` as they
+//! are.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,7 +58,38 @@ spec:
           name: awscreds
           key: aws_secret_access_key
   sink:
-    uri: http://event-display.default.svc.cluster.local
+    ref:
+      apiVersion: eventing.knative.dev/v1
+      kind: Broker
+      name: default
+"#,
+    );
+    write(
+        dir,
+        "awssqssource.yaml",
+        r#"apiVersion: sources.triggermesh.io/v1alpha1
+kind: AWSSQSSource
+metadata:
+  name: sample-sqs
+spec:
+  arn: arn:aws:sqs:us-east-1:123456789012:triggermesh-sqs
+  receiveOptions:
+    visibilityTimeout: 30m
+  auth:
+    credentials:
+      accessKeyID:
+        valueFromSecret:
+          name: awscreds
+          key: aws_access_key_id
+      secretAccessKey:
+        valueFromSecret:
+          name: awscreds
+          key: aws_secret_access_key
+  sink:
+    ref:
+      apiVersion: eventing.knative.dev/v1
+      kind: Broker
+      name: default
 "#,
     );
     write(
@@ -130,11 +162,16 @@ fn a_folder_of_triggermesh_samples_validates_with_its_skip_lines() {
     samples(dir.path());
     let (code, stdout, stderr) = run_in(dir.path(), &["validate", "--config", "."]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let broker = "spec.sink.ref Broker (the pod's)/default (eventing.knative.dev/v1) is resolved at run time, through the Kubernetes API";
     assert_eq!(
         stdout,
-        "skipped: Broker \"default\" (not an adapter component)\n\
-         skipped: Trigger \"aws-sample-sqs-trigger\" (not an adapter component)\n\
-         ok: 3 component(s)\n"
+        format!(
+            "note: ./awss3source.yaml: document 1 (AWSS3Source \"sample\"): {broker}\n\
+             note: ./awssqssource.yaml: document 1 (AWSSQSSource \"sample-sqs\"): {broker}\n\
+             skipped: Broker \"default\" (not an adapter component)\n\
+             skipped: Trigger \"aws-sample-sqs-trigger\" (not an adapter component)\n\
+             ok: 4 component(s)\n"
+        )
     );
     assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
 }

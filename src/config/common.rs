@@ -142,27 +142,72 @@ pub(super) fn secret_field(
     }
 }
 
-/// A decoded Knative destination: its URL, and the PEM CA certificates (`CACerts`) that an
-/// `https` URL is verified against in addition to the system's roots.
+/// A decoded Knative destination: its URL (or the object whose address it is), and the PEM CA
+/// certificates (`CACerts`) that an `https` URL is verified against in addition to the
+/// system's roots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
+    /// With `reference`, a placeholder ([`UNRESOLVED`]) until the reference is resolved.
     pub uri: Uri,
+    pub reference: Option<DestinationRef>,
     pub ca_certs: Option<String>,
 }
 
-/// `spec.sink` (and `deadLetterSink`): a Knative destination, of which only `uri` (with an
-/// optional `CACerts`) can be resolved without a cluster.
+/// The placeholder URL of a destination given by `ref`, replaced when the component starts.
+pub const UNRESOLVED: &str = "http://unresolved.invalid/";
+
+/// A destination's `ref` (`apiVersion`, `kind`, `name`, `namespace`): resolved when the
+/// component starts, through the Kubernetes API (see `crate::http::addressable`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationRef {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    /// `None`: the component's namespace.
+    pub namespace: Option<String>,
+}
+
+impl DestinationRef {
+    /// `Broker default/default (eventing.knative.dev/v1)`, for messages.
+    pub fn describe(&self, namespace: &str) -> String {
+        let namespace = self.namespace.as_deref().unwrap_or(namespace);
+        format!(
+            "{} {namespace}/{} ({})",
+            self.kind, self.name, self.api_version
+        )
+    }
+}
+
+fn destination_ref(value: &Value, path: &str, problems: &mut Problems) -> Option<DestinationRef> {
+    let mut reference = Obj::new(value, path, problems)?;
+    let api_version = reference.require_string("apiVersion", problems);
+    let kind = reference.require_string("kind", problems);
+    let name = reference.require_string("name", problems);
+    let namespace = reference.string("namespace", problems);
+    reference.finish(problems);
+    Some(DestinationRef {
+        api_version: api_version?,
+        kind: kind?,
+        name: name?,
+        namespace,
+    })
+}
+
+/// `spec.sink` (and `deadLetterSink`): a Knative destination, `uri` (with an optional
+/// `CACerts`) or `ref` (resolved when the component starts).
 pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option<Destination> {
     let mut dest = Obj::new(value, path, problems)?;
-    if let Some((_, ref_path)) = dest.get("ref") {
-        problems.add(
-            &ref_path,
-            "a sink reference needs a Kubernetes cluster to resolve; set uri to the sink's URL instead (e.g. uri: http://broker-ingress.knative-eventing.svc.cluster.local/default/default)",
-        );
-    }
+    let reference = dest
+        .get("ref")
+        .and_then(|(value, ref_path)| destination_ref(value, &ref_path, problems));
     let uri = dest.string("uri", problems);
-    if uri.is_none() && !dest.has("ref") {
-        problems.add(&dest.path_of("uri"), "is required");
+    match (&uri, dest.has("ref")) {
+        (None, false) => problems.add(&dest.path_of("uri"), "is required (or ref)"),
+        (Some(_), true) => problems.add(
+            &dest.path_of("uri"),
+            "set either uri or ref, not both (a relative uri beside a ref is not supported)",
+        ),
+        _ => {}
     }
     let ca_certs = dest.string("CACerts", problems);
     if let Some(pem) = &ca_certs
@@ -172,10 +217,22 @@ pub fn destination(value: &Value, path: &str, problems: &mut Problems) -> Option
     }
     let uri_path = dest.path_of("uri");
     dest.finish(problems);
+    if let Some(reference) = reference {
+        let uri = UNRESOLVED.parse().expect("a valid URL");
+        return Some(Destination {
+            uri,
+            reference: Some(reference),
+            ca_certs,
+        });
+    }
     let uri = sink_uri(&uri?)
         .map_err(|message| problems.add(&uri_path, message))
         .ok()?;
-    Some(Destination { uri, ca_certs })
+    Some(Destination {
+        uri,
+        reference: None,
+        ca_certs,
+    })
 }
 
 /// An absolute `http://` or `https://` URL without credentials.
@@ -217,6 +274,8 @@ pub struct Delivery {
     pub timeout: Duration,
     /// Where events go once the retries are spent.
     pub dead_letter_sink: Option<Uri>,
+    /// `deadLetterSink.ref`: resolved into `dead_letter_sink` when the component starts.
+    pub dead_letter_ref: Option<DestinationRef>,
     /// Extra CA certificates (PEM) for HTTPS sinks, from the destinations' `CACerts`.
     pub ca_certs: Vec<String>,
 }
@@ -230,6 +289,7 @@ impl Default for Delivery {
             backoff_max_delay: Duration::from_secs(30),
             timeout: Duration::from_secs(30),
             dead_letter_sink: None,
+            dead_letter_ref: None,
             ca_certs: Vec::new(),
         }
     }
@@ -289,6 +349,7 @@ pub fn delivery(spec: &mut Obj<'_>, problems: &mut Problems) -> Delivery {
         if let Some(dead_letters) = destination(value, &path, problems) {
             out.ca_certs.extend(dead_letters.ca_certs);
             out.dead_letter_sink = Some(dead_letters.uri);
+            out.dead_letter_ref = dead_letters.reference;
         }
     }
     delivery.finish(problems);

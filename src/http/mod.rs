@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by components: the server every endpoint runs on, health and readiness,
-//! and the client that delivers CloudEvents to sinks.
+//! the client that delivers CloudEvents to sinks, and the lookup of a sink given by `ref`.
 
+pub mod addressable;
 pub mod bearer;
 pub mod health;
 pub mod server;

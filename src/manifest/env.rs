@@ -165,6 +165,7 @@ pub fn load(env: &dyn Env) -> Result<Config, Vec<Problem>> {
                     auth,
                     endpoint: None,
                     sink,
+                    sink_ref: None,
                     delivery,
                     encoding: Encoding::Binary,
                     // TriggerMesh's s3 processor forwards the test event.

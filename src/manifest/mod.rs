@@ -30,7 +30,8 @@ pub struct Config {
     pub s3_targets: Vec<S3TargetConfig>,
     /// Each component's name and the document that defined it, for messages.
     pub(crate) documents: Vec<(String, String)>,
-    /// One line per document that is not ours to run (see [`skipped`]).
+    /// One line per document that is not ours to run (see [`skipped`]), and per destination
+    /// given by `ref` (resolved at run time).
     pub skipped: Vec<String>,
 }
 
@@ -212,7 +213,32 @@ fn decode_documents(
         }
         let mut doc_problems = Problems::default();
         if let Some(name) = decode_document(&document.value, &options, config, &mut doc_problems) {
-            config.documents.push((name, document.label.clone()));
+            config
+                .documents
+                .push((name.clone(), document.label.clone()));
+            if let Some(source) = config.s3_sources.last().filter(|s| s.metadata.name == name) {
+                let namespace = source
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("(the pod's)");
+                let refs = [
+                    ("spec.sink.ref", source.sink_ref.as_ref()),
+                    (
+                        "spec.delivery.deadLetterSink.ref",
+                        source.delivery.dead_letter_ref.as_ref(),
+                    ),
+                ];
+                for (field, reference) in refs {
+                    if let Some(reference) = reference {
+                        config.skipped.push(format!(
+                            "note: {}: {field} {} is resolved at run time, through the Kubernetes API",
+                            document.label,
+                            reference.describe(namespace)
+                        ));
+                    }
+                }
+            }
         }
         problems.extend(doc_problems.into_located(&document.label));
     }

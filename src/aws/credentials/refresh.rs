@@ -19,6 +19,7 @@ use metrics::{Counter, Gauge, counter, gauge};
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::backoff::{Backoff, Curve};
 use crate::telemetry::Component;
@@ -130,10 +131,14 @@ impl Refreshing {
                 None => {
                     // A task of its own: the fetch goes on (and ends, clearing `pending`)
                     // whether or not anyone still waits for it.
-                    let task = tokio::spawn({
-                        let this = self.clone();
-                        async move { this.fetch().await }
-                    });
+                    // In the caller's span, so its lines name the component.
+                    let task = tokio::spawn(
+                        {
+                            let this = self.clone();
+                            async move { this.fetch().await }
+                        }
+                        .in_current_span(),
+                    );
                     let this = self.clone();
                     let fetch = async move {
                         task.await.unwrap_or_else(|err| {

@@ -37,7 +37,7 @@ use crate::aws::arn::{BucketArn, QueueArn};
 use crate::cloudevents::Encoding;
 use crate::config::LoadOptions;
 use crate::config::auth::{self, Auth};
-use crate::config::common::{self, Delivery, Metadata};
+use crate::config::common::{self, Delivery, DestinationRef, Metadata};
 use crate::config::decode::{Obj, Problems};
 
 /// The kind name used in metric labels and logs.
@@ -124,7 +124,10 @@ pub struct S3SourceConfig {
     /// [`super::provision`]).
     pub queue: Option<QueueArn>,
     pub auth: Auth,
+    /// With `sink_ref`, a placeholder until [`super::run`] resolves the reference.
     pub sink: Uri,
+    /// `spec.sink.ref`: the Addressable whose URL is the sink.
+    pub sink_ref: Option<DestinationRef>,
     pub delivery: Delivery,
     pub encoding: Encoding,
     pub forward_test_events: bool,
@@ -156,7 +159,7 @@ impl S3SourceConfig {
 pub fn decode_sink_and_delivery(
     spec: &mut Obj<'_>,
     problems: &mut Problems,
-) -> (Option<Uri>, Delivery, Encoding) {
+) -> (Option<common::Destination>, Delivery, Encoding) {
     let sink = match spec.require("sink", problems) {
         Some((value, path)) => common::destination(value, &path, problems),
         None => None,
@@ -176,7 +179,7 @@ pub fn decode_sink_and_delivery(
             Encoding::Binary
         }
     };
-    (sink.map(|s| s.uri), delivery, encoding)
+    (sink, delivery, encoding)
 }
 
 /// SQS accepts visibility timeouts up to 12 hours.
@@ -219,7 +222,8 @@ impl S3SourceConfig {
             queue: queue?,
             auth: auth?,
             endpoint,
-            sink: sink?,
+            sink_ref: sink.as_ref().and_then(|s| s.reference.clone()),
+            sink: sink?.uri,
             delivery,
             encoding,
             forward_test_events,

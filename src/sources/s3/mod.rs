@@ -61,7 +61,7 @@ use telemetry::SourceTelemetry;
 /// in-flight messages finish, pending deletes are flushed; what cannot finish in time is
 /// released for other replicas.
 pub async fn run(
-    config: S3SourceConfig,
+    mut config: S3SourceConfig,
     ready: ReadyFlag,
     shutdown: CancellationToken,
     grace: Duration,
@@ -85,6 +85,11 @@ pub async fn run(
     let stop_credentials = CancellationToken::new();
     let _stop_credentials_on_return = stop_credentials.clone().drop_guard();
     tokio::spawn(credentials.clone().run(stop_credentials).in_current_span());
+    // A sink (or dead-letter sink) given by `ref` is looked up first: until it is known the
+    // source receives nothing, and it is not ready.
+    if !resolve_destinations(&mut config, &shutdown).await {
+        return Ok(()); // shut down first
+    }
     let queue_arn = match config.queue.clone() {
         Some(arn) => arn,
         None => match provision_until_done(&config, &credentials, &shutdown).await {
@@ -219,6 +224,59 @@ pub async fn run(
         took_ms = started.elapsed().as_millis() as u64,
         "source drained"
     );
+    Ok(())
+}
+
+/// Between failed lookups of a `sink.ref`: 1 s, doubling up to 60 s, with equal jitter.
+const RESOLVE_BACKOFF: Backoff = Backoff::fixed(
+    Curve::Exponential,
+    Duration::from_secs(1),
+    Duration::from_secs(60),
+)
+.with_jitter();
+
+/// Resolves `sink.ref` and `deadLetterSink.ref` through the Kubernetes API, retrying with
+/// backoff until both are known; `false` if `shutdown` fired first.
+async fn resolve_destinations(config: &mut S3SourceConfig, shutdown: &CancellationToken) -> bool {
+    let namespace = config
+        .metadata
+        .namespace
+        .clone()
+        .or_else(crate::http::addressable::pod_namespace)
+        .unwrap_or_else(|| "default".to_string());
+    let mut retry = Retry::new(RESOLVE_BACKOFF);
+    loop {
+        let result = resolve_both(config, &namespace).await;
+        match result {
+            Ok(()) => return true,
+            Err(err) => tracing::error!(
+                error = %err,
+                "cannot resolve the sink's ref; not receiving until it is known"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(retry.next_delay()) => {},
+            () = shutdown.cancelled() => return false,
+        }
+    }
+}
+
+async fn resolve_both(config: &mut S3SourceConfig, namespace: &str) -> Result<(), String> {
+    if config.sink_ref.is_none() && config.delivery.dead_letter_ref.is_none() {
+        return Ok(());
+    }
+    let cluster = crate::http::addressable::InCluster::from_env()?;
+    if let Some(reference) = config.sink_ref.clone() {
+        config.sink = cluster.resolve(&reference, namespace).await?;
+        tracing::info!(sink = %config.sink, reference = reference.describe(namespace), "sink resolved");
+        config.sink_ref = None;
+    }
+    if let Some(reference) = config.delivery.dead_letter_ref.clone() {
+        let uri = cluster.resolve(&reference, namespace).await?;
+        tracing::info!(dead_letter_sink = %uri, reference = reference.describe(namespace), "dead-letter sink resolved");
+        config.delivery.dead_letter_sink = Some(uri);
+        config.delivery.dead_letter_ref = None;
+    }
     Ok(())
 }
 

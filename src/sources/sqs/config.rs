@@ -65,7 +65,8 @@ pub fn decode(
         queue: Some(queue?),
         auth: auth?,
         endpoint,
-        sink: sink?,
+        sink_ref: sink.as_ref().and_then(|s| s.reference.clone()),
+        sink: sink?.uri,
         delivery,
         encoding,
         // TriggerMesh's s3 processor forwards the test event; other bodies always go out.

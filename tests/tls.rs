@@ -247,11 +247,12 @@ async fn https_sinks_are_verified_against_the_destination_ca() {
 }
 
 /// A stand-in for the Kubernetes API server over HTTPS: it answers `GET` of the Broker
-/// `team/default` with `status.address.url` = `sink`, only with the service account's token;
-/// 404 for anything else. Returns its port and the number of requests with the right token.
+/// `team/default` with `status.address.url` = `sink` (as it is at each request), only with the
+/// service account's token; 404 for anything else. Returns its port and the number of requests
+/// with the right token.
 async fn api_server(
     dir: &Path,
-    sink: String,
+    sink: Arc<std::sync::Mutex<String>>,
 ) -> (u16, Arc<std::sync::atomic::AtomicUsize>, CancellationToken) {
     let acceptor =
         aws_event_adapter::http::tls::acceptor(dir.join("server.pem"), dir.join("server.key"))
@@ -274,9 +275,10 @@ async fn api_server(
                 if request.uri().path()
                     == "/apis/eventing.knative.dev/v1/namespaces/team/brokers/default"
                 {
+                    let url = sink.lock().unwrap().clone();
                     let broker = serde_json::json!({
                         "kind": "Broker",
-                        "status": { "address": { "url": sink } }
+                        "status": { "address": { "url": url } }
                     });
                     return respond(StatusCode::OK, "application/json", broker.to_string());
                 }
@@ -300,24 +302,23 @@ async fn api_server(
     (addr.port(), authorized, stop)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sink_ref_to_a_broker_is_resolved_through_the_api_server() {
-    let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
-    // The service account's files, as Kubernetes mounts them.
-    let account = dir.path().join("serviceaccount");
+/// Certificates, and the service account's files as Kubernetes mounts them (token, CA and
+/// namespace `team`); returns the account's folder.
+fn service_account(dir: &Path) -> std::path::PathBuf {
+    make_certificates(dir);
+    let account = dir.join("serviceaccount");
     std::fs::create_dir(&account).unwrap();
     std::fs::write(account.join("token"), "sa-token-123\n").unwrap();
-    std::fs::copy(dir.path().join("ca.pem"), account.join("ca.crt")).unwrap();
+    std::fs::copy(dir.join("ca.pem"), account.join("ca.crt")).unwrap();
     std::fs::write(account.join("namespace"), "team").unwrap();
-    let sink = TestSink::start(always(StatusCode::OK)).await;
-    let (port, authorized, stop) = api_server(dir.path(), sink.uri()).await;
-    let aws = Aws::new().await;
-    let (url, arn) = aws.create_queue(&unique("sinkref")).await;
-    let (_, other_arn) = aws.create_queue(&unique("sinkref-missing")).await;
-    let manifest = |name: &str, queue: &str, broker: &str| {
-        format!(
-            r#"apiVersion: sources.triggermesh.io/v1alpha1
+    account
+}
+
+/// An AWSSQSSource on `queue` whose sink is the Broker `broker`; `receive` is its
+/// `spec.receive`, `extra` more lines under `spec:`.
+fn ref_source(name: &str, queue: &str, broker: &str, receive: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: sources.triggermesh.io/v1alpha1
 kind: AWSSQSSource
 metadata: {{ name: {name} }}
 spec:
@@ -325,19 +326,38 @@ spec:
   auth: {{ credentials: {{ accessKeyID: {{ value: testing }}, secretAccessKey: {{ value: testing }} }} }}
   sink:
     ref: {{ apiVersion: eventing.knative.dev/v1, kind: Broker, name: {broker} }}
-  receive: {{ waitTimeSeconds: 1 }}
-"#
-        )
-    };
-    let port = port.to_string();
-    let env = [
+  receive: {receive}
+{extra}"#
+    )
+}
+
+/// The in-cluster variables of a pod, pointing at the API stand-in on `port`.
+fn in_cluster_env<'a>(port: &'a str, account: &'a Path) -> [(&'static str, &'a str); 3] {
+    [
         ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-        ("KUBERNETES_SERVICE_PORT", port.as_str()),
+        ("KUBERNETES_SERVICE_PORT", port),
         (
             "AWS_EVENT_ADAPTER_SERVICEACCOUNT_DIR",
             account.to_str().unwrap(),
         ),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_ref_to_a_broker_is_resolved_through_the_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = service_account(dir.path());
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let address = Arc::new(std::sync::Mutex::new(sink.uri()));
+    let (port, authorized, stop) = api_server(dir.path(), address).await;
+    let aws = Aws::new().await;
+    let (url, arn) = aws.create_queue(&unique("sinkref")).await;
+    let (_, other_arn) = aws.create_queue(&unique("sinkref-missing")).await;
+    let manifest = |name: &str, queue: &str, broker: &str| {
+        ref_source(name, queue, broker, "{ waitTimeSeconds: 1 }", "")
+    };
+    let port = port.to_string();
+    let env = in_cluster_env(&port, &account);
     // The namespace is the pod's (the service account's namespace file).
     let adapter = Adapter::spawn_with_env(&manifest("orders", &arn, "default"), &[], &env);
     adapter.wait_ready(WAIT).await;
@@ -366,5 +386,46 @@ spec:
     );
     let (status, body) = http_get(missing.http_addr, "/readyz").await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_ref_that_keeps_failing_is_looked_up_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = service_account(dir.path());
+    let old = TestSink::start(always(StatusCode::SERVICE_UNAVAILABLE)).await;
+    let new = TestSink::start(always(StatusCode::OK)).await;
+    let address = Arc::new(std::sync::Mutex::new(old.uri()));
+    let (port, _, stop) = api_server(dir.path(), address.clone()).await;
+    let aws = Aws::new().await;
+    let (url, arn) = aws.create_queue(&unique("sinkref-moved")).await;
+    let port = port.to_string();
+    let manifest = ref_source(
+        "moved",
+        &arn,
+        "default",
+        "{ waitTimeSeconds: 1, redeliveryDelay: 1s, maxRedeliveryDelay: 1s }",
+        "  delivery: { retry: 0 }\n",
+    );
+    let adapter = Adapter::spawn_with_env(&manifest, &[], &in_cluster_env(&port, &account));
+    adapter.wait_ready(WAIT).await;
+    let id = aws.send(&url, r#"{"order": 2}"#).await;
+    old.wait_attempts(1, WAIT).await;
+    // The Broker moves: after three failures in a row the source asks again, and delivers there.
+    *address.lock().unwrap() = new.uri();
+    let accepted = new.wait_accepted(1, WAIT).await;
+    assert_eq!(cloudevents::AttributesReader::id(&accepted[0].1), id);
+    assert!(
+        old.attempts() >= 3,
+        "looked up again only after three failures"
+    );
+    assert!(
+        adapter
+            .log()
+            .contains("the sink's ref resolves to a new address"),
+        "log:\n{}",
+        adapter.log()
+    );
+    aws.wait_queue_empty(&url, WAIT).await;
     stop.cancel();
 }

@@ -55,6 +55,8 @@ struct Shared {
     /// The fetch in progress, shared by everyone who asks meanwhile, and when the last one
     /// succeeded. The lock is held only to read or swap these, never across the fetch.
     flight: Mutex<Flight>,
+    /// `true` once a fetch has ended, well or not (see [`Refreshing::first_fetch`]).
+    fetched: tokio::sync::watch::Sender<bool>,
     margin: Duration,
     /// How often to re-read a source whose credentials do not expire (None: never).
     recheck: Option<Duration>,
@@ -89,6 +91,7 @@ impl Refreshing {
                 current: RwLock::new(None),
                 last_error: Mutex::new(None),
                 flight: Mutex::new(Flight::default()),
+                fetched: tokio::sync::watch::Sender::new(false),
                 margin,
                 recheck,
                 mode,
@@ -106,6 +109,14 @@ impl Refreshing {
     /// What the credentials are and where they come from, for messages.
     pub fn mode(&self) -> &'static str {
         self.shared.mode
+    }
+
+    /// Returns once the first fetch has ended, well or not (at once after that). A component
+    /// that starts without waiting for STS waits here before its first AWS call, so that the
+    /// call is not refused for credentials that are merely not there yet.
+    pub async fn first_fetch(&self) {
+        let mut fetched = self.shared.fetched.subscribe();
+        let _ = fetched.wait_for(|done| *done).await;
     }
 
     fn current(&self) -> Option<Credentials> {
@@ -183,11 +194,14 @@ impl Refreshing {
                 Err(message)
             }
         };
-        let mut flight = self.shared.flight.lock().unwrap_or_else(|e| e.into_inner());
-        if outcome.is_ok() {
-            flight.last_success = Some(Instant::now());
+        {
+            let mut flight = self.shared.flight.lock().unwrap_or_else(|e| e.into_inner());
+            if outcome.is_ok() {
+                flight.last_success = Some(Instant::now());
+            }
+            flight.pending = None;
         }
-        flight.pending = None;
+        self.shared.fetched.send_replace(true);
         outcome
     }
 
@@ -361,12 +375,20 @@ mod tests {
             async move { r.refresh_now().await }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
-        // The fetch is under way: a caller that asks meanwhile joins it instead of starting
-        // another.
+        // The fetch is under way: the first fetch has not ended…
+        let waited = tokio::time::timeout(Duration::from_millis(10), refreshing.first_fetch());
+        assert!(waited.await.is_err(), "first_fetch waits for the fetch");
+        // …and a caller that asks meanwhile joins it instead of starting another.
         let asked = Instant::now();
         refreshing.refresh_unless_newer_than(asked).await.unwrap();
-        assert_eq!(asked.elapsed(), Duration::from_secs(4), "joined the fetch");
+        // Started at 0 s, taking 5 s: joined at 1.01 s, done 3.99 s later.
+        assert_eq!(asked.elapsed(), Duration::from_millis(3990), "joined the fetch");
         first.await.unwrap().unwrap();
+        let waited = tokio::time::timeout(Duration::from_millis(10), refreshing.first_fetch());
+        assert!(
+            waited.await.is_ok(),
+            "first_fetch is over once a fetch ended"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(refreshing.provide_credentials().await.is_ok());
         // A later request for credentials newer than the last fetch makes a new one.

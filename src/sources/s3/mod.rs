@@ -25,6 +25,7 @@ pub mod process;
 pub mod provision;
 pub mod queue;
 pub mod settle;
+pub mod sink_address;
 pub mod sqs_message;
 pub mod supervisor;
 pub mod telemetry;
@@ -54,6 +55,7 @@ use pollers::{Next, Pollers, Received};
 use process::Context;
 use queue::{Queue, visibility_seconds};
 use settle::{DeleteGate, Settle, Settler};
+use sink_address::SinkAddress;
 use supervisor::Supervisor;
 use telemetry::SourceTelemetry;
 
@@ -87,9 +89,16 @@ pub async fn run(
     tokio::spawn(credentials.clone().run(stop_credentials).in_current_span());
     // A sink (or dead-letter sink) given by `ref` is looked up first: until it is known the
     // source receives nothing, and it is not ready.
-    if !resolve_destinations(&mut config, &shutdown).await {
+    let Some(namespace) = resolve_destinations(&mut config, &shutdown).await else {
         return Ok(()); // shut down first
-    }
+    };
+    let sink_address = SinkAddress::new(
+        config.sink.clone(),
+        config
+            .sink_ref
+            .clone()
+            .map(|reference| (reference, namespace)),
+    );
     let queue_arn = match config.queue.clone() {
         Some(arn) => arn,
         None => match provision_until_done(&config, &credentials, &shutdown).await {
@@ -138,6 +147,7 @@ pub async fn run(
     });
     let ctx = Arc::new(Context {
         sink: SinkClient::new(config.delivery.clone())?,
+        sink_address,
         queue_arn,
         config,
         telemetry: telemetry.clone(),
@@ -236,8 +246,12 @@ const RESOLVE_BACKOFF: Backoff = Backoff::fixed(
 .with_jitter();
 
 /// Resolves `sink.ref` and `deadLetterSink.ref` through the Kubernetes API, retrying with
-/// backoff until both are known; `false` if `shutdown` fired first.
-async fn resolve_destinations(config: &mut S3SourceConfig, shutdown: &CancellationToken) -> bool {
+/// backoff until both are known; the namespace they were resolved in, or `None` if `shutdown`
+/// fired first.
+async fn resolve_destinations(
+    config: &mut S3SourceConfig,
+    shutdown: &CancellationToken,
+) -> Option<String> {
     let namespace = config
         .metadata
         .namespace
@@ -248,7 +262,7 @@ async fn resolve_destinations(config: &mut S3SourceConfig, shutdown: &Cancellati
     loop {
         let result = resolve_both(config, &namespace).await;
         match result {
-            Ok(()) => return true,
+            Ok(()) => return Some(namespace),
             Err(err) => tracing::error!(
                 error = %err,
                 "cannot resolve the sink's ref; not receiving until it is known"
@@ -256,7 +270,7 @@ async fn resolve_destinations(config: &mut S3SourceConfig, shutdown: &Cancellati
         }
         tokio::select! {
             () = tokio::time::sleep(retry.next_delay()) => {},
-            () = shutdown.cancelled() => return false,
+            () = shutdown.cancelled() => return None,
         }
     }
 }
@@ -269,7 +283,6 @@ async fn resolve_both(config: &mut S3SourceConfig, namespace: &str) -> Result<()
     if let Some(reference) = config.sink_ref.clone() {
         config.sink = cluster.resolve(&reference, namespace).await?;
         tracing::info!(sink = %config.sink, reference = reference.describe(namespace), "sink resolved");
-        config.sink_ref = None;
     }
     if let Some(reference) = config.delivery.dead_letter_ref.clone() {
         let uri = cluster.resolve(&reference, namespace).await?;

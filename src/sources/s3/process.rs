@@ -22,6 +22,7 @@ use super::notification::{
 };
 use super::queue::Receipt;
 use super::settle::{Settle, SettleSender};
+use super::sink_address::SinkAddress;
 use super::sqs_message::{Overrides, eventbridge_event, message_event};
 use super::telemetry::SourceTelemetry;
 use crate::aws::arn::QueueArn;
@@ -32,6 +33,8 @@ use crate::http::sink::{SendError, SinkClient};
 /// Everything a message task needs, shared by all of them.
 pub struct Context {
     pub config: S3SourceConfig,
+    /// The sink's URL (looked up again from its `ref` when the sink keeps failing).
+    pub sink_address: Arc<SinkAddress>,
     /// The queue consumed: the configured one, or the one provisioned for this source.
     pub queue_arn: QueueArn,
     pub sink: SinkClient,
@@ -286,13 +289,15 @@ async fn deliver(
     event: OutEvent,
 ) -> Option<(OutEvent, SendError)> {
     let started = Instant::now();
-    match send(ctx, &ctx.config.sink, &event).await {
+    match send(ctx, &ctx.sink_address.current(), &event).await {
         Ok(()) => {
             ctx.telemetry.delivered(started.elapsed());
+            ctx.sink_address.delivered();
             None
         }
         Err(err) => {
             ctx.telemetry.delivery_failed(message_id, &event.id, &err);
+            ctx.sink_address.failed();
             Some((event, err))
         }
     }
@@ -318,9 +323,10 @@ async fn dead_letter(
     let mut letters: Vec<OutEvent> = failed
         .into_iter()
         .map(|(mut event, err)| {
-            event
-                .extensions
-                .push(("knativeerrordest".into(), ctx.config.sink.to_string()));
+            event.extensions.push((
+                "knativeerrordest".into(),
+                ctx.sink_address.current().to_string(),
+            ));
             event
                 .extensions
                 .push(("knativeerrorcode".into(), error_code(&err)));

@@ -75,6 +75,8 @@ impl S3Target {
         let bucket = probe.config.bucket.to_string();
         tokio::spawn(
             async move {
+                // As for the SQS target: the first call waits for the first credentials.
+                probe.credentials.first_fetch().await;
                 super::become_ready(&bucket, ready, stop, || async {
                     probe.client().await.map(|_| ())
                 })

@@ -213,6 +213,9 @@ impl SqsTarget {
         tokio::spawn(
             async move {
                 let arn = probe.config.queue.to_string();
+                // Its first call waits for its first credentials (never for long: STS fetches
+                // time out), so that it is not refused for keys not loaded yet.
+                probe.credentials.first_fetch().await;
                 super::become_ready(&arn, ready, stop, || async {
                     let url = probe.url().await?;
                     probe.read_max_size(&url).await;

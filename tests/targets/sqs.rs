@@ -611,3 +611,67 @@ async fn an_endpoint_url_of_its_own_takes_one_target_elsewhere() {
     );
     assert!(proxy.count("GetQueueUrl") >= 1);
 }
+
+/// A target's credentials keep being renewed while it drains: its last sends after SIGTERM go
+/// out with fresh keys. Sessions of 900 s renewed 896 s early (one every 3 to 4 s); the
+/// target's SQS calls (its own `endpoint.url`) take 4 s through a delaying proxy, STS does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_keep_refreshing_while_a_target_drains() {
+    const N: usize = 3;
+    let aws = Aws::new().await;
+    let queue = unique("sqs-drain-creds");
+    let (url, _) = aws.create_queue(&queue).await;
+    let proxy = TcpProxy::start(moto_addr().await).await;
+    let manifest = sqs_target(
+        "renewing",
+        &queue,
+        &format!("endpoint: {{ url: \"http://{}\" }}", proxy.addr),
+    )
+    .replace(
+        "      secretAccessKey: { value: testing }\n",
+        "      secretAccessKey: { value: testing }\n      assumeIamRole: arn:aws:iam::123456789012:role/renewing\n    sessionDuration: 15m\n    refreshMargin: 896s\n",
+    );
+    let mut adapter = Adapter::start(&manifest, &["--shutdown-grace", "20s"]).await;
+    // Longer than the 3 to 4 s between renewals, shorter than a call attempt's 10 s.
+    proxy.set_delay(Duration::from_secs(4));
+    let client = http_client();
+    let tasks = spawn_binary_posts(&client, adapter.http_addr, "/renewing", &unique("c"), N);
+    adapter
+        .wait_metric(
+            "aws_event_adapter_sqs_send_entries_total",
+            "name=\"renewing\"",
+            N as f64,
+            Duration::from_secs(10),
+        )
+        .await;
+    adapter.signal("TERM");
+    for task in tasks {
+        let reply = task
+            .await
+            .unwrap_or_else(|e| panic!("{e}; log:\n{}", adapter.log()));
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
+    let status = adapter.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit {status}; log:\n{}", adapter.log());
+    let log = adapter.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let signal = lines
+        .iter()
+        .position(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("shutdown signal received"))
+        })
+        .expect("the signal line");
+    assert!(
+        lines[signal..]
+            .iter()
+            .any(|line| line["message"] == "AWS credentials loaded" && line["name"] == "renewing"),
+        "no renewal during the drain; log:\n{log}"
+    );
+    proxy.set_delay(Duration::ZERO);
+    wait_visible(&aws, &url, N as u64, LONG).await;
+}

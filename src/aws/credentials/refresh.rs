@@ -382,7 +382,11 @@ mod tests {
         let asked = Instant::now();
         refreshing.refresh_unless_newer_than(asked).await.unwrap();
         // Started at 0 s, taking 5 s: joined at 1.01 s, done 3.99 s later.
-        assert_eq!(asked.elapsed(), Duration::from_millis(3990), "joined the fetch");
+        assert_eq!(
+            asked.elapsed(),
+            Duration::from_millis(3990),
+            "joined the fetch"
+        );
         first.await.unwrap().unwrap();
         let waited = tokio::time::timeout(Duration::from_millis(10), refreshing.first_fetch());
         assert!(

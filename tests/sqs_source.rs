@@ -328,3 +328,26 @@ async fn fifo_groups_are_delivered_in_order_and_a_failure_holds_back_only_its_gr
             >= 2.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_ref_outside_a_cluster_leaves_the_source_unready_naming_the_ref() {
+    let aws = Aws::new().await;
+    let (_, arn) = aws.create_queue(&unique("sqs-noref")).await;
+    let manifest = sqs_source("orders", &arn, "http://unused/", "default").replace(
+        "  sink: { uri: \"http://unused/\" }\n",
+        "  sink: { ref: { apiVersion: eventing.knative.dev/v1, kind: Broker, name: default, namespace: shop } }\n",
+    );
+    let adapter = Adapter::spawn(&manifest, &[]);
+    wait_until(LONG, "the lookup error", || {
+        adapter.log().contains("cannot resolve the sink's ref")
+    })
+    .await;
+    let log = adapter.log();
+    assert!(
+        log.contains("Broker shop/default (eventing.knative.dev/v1): not in a Kubernetes pod"),
+        "log:\n{log}"
+    );
+    let (status, body) = http_get(adapter.http_addr, "/readyz").await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("\"orders\":false"), "{body}");
+}

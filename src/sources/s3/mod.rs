@@ -279,7 +279,17 @@ async fn resolve_both(config: &mut S3SourceConfig, namespace: &str) -> Result<()
     if config.sink_ref.is_none() && config.delivery.dead_letter_ref.is_none() {
         return Ok(());
     }
-    let cluster = crate::http::addressable::InCluster::from_env()?;
+    let cluster = crate::http::addressable::InCluster::from_env().map_err(|err| {
+        let refs: Vec<String> = [
+            config.sink_ref.as_ref(),
+            config.delivery.dead_letter_ref.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|reference| reference.describe(namespace))
+        .collect();
+        format!("{}: {err}", refs.join(", "))
+    })?;
     if let Some(reference) = config.sink_ref.clone() {
         config.sink = cluster.resolve(&reference, namespace).await?;
         tracing::info!(sink = %config.sink, reference = reference.describe(namespace), "sink resolved");

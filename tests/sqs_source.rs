@@ -351,3 +351,62 @@ async fn a_sink_ref_outside_a_cluster_leaves_the_source_unready_naming_the_ref()
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.contains("\"orders\":false"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_continue_the_trace_of_their_message() {
+    use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
+    let aws = Aws::new().await;
+    let (url, arn) = aws.create_queue(&unique("sqs-trace")).await;
+    let sink = TestSink::start(always(StatusCode::OK)).await;
+    let _adapter = Adapter::start(&sqs_source("traced", &arn, &sink.uri(), "default"), &[]).await;
+    let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let traced = aws
+        .sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("traced")
+        .message_system_attributes(
+            MessageSystemAttributeNameForSends::AwsTraceHeader,
+            MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(header)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .message_id
+        .unwrap();
+    let untraced = aws.send(&url, "untraced").await;
+    sink.wait_accepted(2, LONG).await;
+    let traceparent = |id: &str| {
+        let (received, event) = sink
+            .accepted()
+            .into_iter()
+            .find(|(_, e)| e.id() == id)
+            .expect("the event");
+        let header = received.headers["traceparent"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let extension = extension(&event, "traceparent").expect("the traceparent extension");
+        assert_eq!(header, extension, "W3C's header and the extension agree");
+        header
+    };
+    let continued = traceparent(&traced);
+    assert!(
+        continued.starts_with("00-5759e988bd862e3fe1be46a994272793-")
+            && continued.ends_with("-01")
+            && !continued.contains("53995c3f42cd8ad8"),
+        "the message's trace, one hop on: {continued}"
+    );
+    let started = traceparent(&untraced);
+    let parts: Vec<&str> = started.split('-').collect();
+    assert_eq!(parts.len(), 4, "{started}");
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len()),
+        ("00", 32, 16),
+        "{started}"
+    );
+}

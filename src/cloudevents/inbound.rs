@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::decode_header_value;
+use super::trace::TraceParent;
 
 /// Why a request is not a CloudEvent; `status` is the HTTP answer it deserves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +42,8 @@ pub struct InboundEvent {
     event: Event,
     /// JSON data, byte for byte as received.
     json: Option<Bytes>,
+    /// The request's W3C `traceparent` header (for an event without the extension).
+    http_traceparent: Option<String>,
 }
 
 /// The data of an [`InboundEvent`].
@@ -102,6 +105,20 @@ impl InboundEvent {
         out
     }
 
+    /// The event's trace context: its `traceparent` extension, else the request's W3C
+    /// `traceparent` header (what Knative sends); a malformed one is ignored.
+    pub fn trace_parent(&self) -> Option<TraceParent> {
+        let extension = self.event.extension("traceparent").map(ToString::to_string);
+        extension
+            .as_deref()
+            .and_then(TraceParent::parse)
+            .or_else(|| {
+                self.http_traceparent
+                    .as_deref()
+                    .and_then(TraceParent::parse)
+            })
+    }
+
     /// A plain cloudevents-sdk event (JSON data parsed), for code that wants the SDK's model.
     pub fn into_event(self) -> Event {
         let mut event = self.event;
@@ -124,7 +141,11 @@ impl From<Event> for InboundEvent {
         if json.is_some() {
             remove_data(&mut event);
         }
-        InboundEvent { event, json }
+        InboundEvent {
+            event,
+            json,
+            http_traceparent: None,
+        }
     }
 }
 
@@ -167,7 +188,11 @@ fn keep_data(
         if matches!(event.data(), Some(Data::Json(_))) {
             event.set_data_unchecked(Data::Binary(bytes));
         }
-        return Ok(InboundEvent { event, json: None });
+        return Ok(InboundEvent {
+            event,
+            json: None,
+            http_traceparent: None,
+        });
     }
     let json = match (event.data(), members.data) {
         (Some(Data::Json(_)), Some(raw)) => Some(body.slice_ref(raw.get().as_bytes())),
@@ -176,11 +201,25 @@ fn keep_data(
     if json.is_some() {
         remove_data(&mut event);
     }
-    Ok(InboundEvent { event, json })
+    Ok(InboundEvent {
+        event,
+        json,
+        http_traceparent: None,
+    })
 }
 
 /// Decodes one request into its events (one, or several in batch mode), data as received.
 pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Vec<InboundEvent>, DecodeError> {
+    let mut events = decode_events_of(headers, body)?;
+    if let Some(traceparent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        for event in &mut events {
+            event.http_traceparent = Some(traceparent.to_string());
+        }
+    }
+    Ok(events)
+}
+
+fn decode_events_of(headers: &HeaderMap, body: Bytes) -> Result<Vec<InboundEvent>, DecodeError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -264,9 +303,14 @@ fn keep_json_body(mut event: Event, body: Bytes) -> InboundEvent {
         return InboundEvent {
             event,
             json: Some(body),
+            http_traceparent: None,
         };
     }
-    InboundEvent { event, json: None }
+    InboundEvent {
+        event,
+        json: None,
+        http_traceparent: None,
+    }
 }
 
 /// Binary mode carries string attributes percent-encoded (HTTP binding §3.1.3.2).

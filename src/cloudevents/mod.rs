@@ -8,6 +8,7 @@
 //! (the `display` sink, the targets) are decoded with cloudevents-sdk and [`decode_header_value`].
 
 pub mod inbound;
+pub mod trace;
 
 use std::borrow::Cow;
 
@@ -100,6 +101,11 @@ impl OutEvent {
         for (name, value) in &self.extensions {
             if let Ok(name) = HeaderName::from_bytes(format!("ce-{name}").as_bytes()) {
                 put(name, value);
+            }
+            // The distributed-tracing extension is W3C's header too, which HTTP tooling (and
+            // Knative) read.
+            if name == "traceparent" {
+                put(HeaderName::from_static("traceparent"), value);
             }
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.datacontenttype));

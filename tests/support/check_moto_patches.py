@@ -484,12 +484,38 @@ class Checker:
         status = self.responses[-1]["status_code"]
         expect(status == 403, f"ListQueues with unknown keys answered {status}, expected 403")
 
+    # -- patch 6 (checked with enforcement off) -----------------------------
+
+    def check_batch_system_attributes(self) -> None:
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName="check-trace")["QueueUrl"]
+        header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        system = {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
+        result = sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": "traced", "MessageBody": "traced", "MessageSystemAttributes": system},
+                {"Id": "plain", "MessageBody": "plain"},
+            ],
+        )
+        expect(len(result.get("Successful", [])) == 2, f"SendMessageBatch: {result}")
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
+        by_body = {m["Body"]: m.get("Attributes", {}) for m in messages}
+        expect(
+            by_body.get("traced", {}).get("AWSTraceHeader") == header,
+            f"the traced entry's AWSTraceHeader: {by_body}",
+        )
+        expect("AWSTraceHeader" not in by_body.get("plain", {}), f"the plain entry: {by_body}")
+
     # -- all ------------------------------------------------------------------
 
     def run(self) -> bool:
         self.setup()
         self.check("patch 5: fresh bucket's notification configuration is <NotificationConfiguration/>", self.check_empty_notification)
         self.check("patch 5: a bucket's notification configuration round-trips", self.check_notification_roundtrip)
+        self.check("patch 6: SendMessageBatch keeps each entry's AWSTraceHeader", self.check_batch_system_attributes)
         self.fill_queue()
         set_auth(self.endpoint, "0")
         try:

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Launch moto server 5.2.5 with five fixes that make it behave like AWS.
+"""Launch moto server 5.2.5 with six fixes that make it behave like AWS.
 
 Usage (same arguments as ``moto_server``)::
 
     .venv/bin/python tests/support/moto_server.py -H 127.0.0.1 -p 5000
 
-moto is the AWS emulator the tests run against. In five places moto 5.2.5
+moto is the AWS emulator the tests run against. In six places moto 5.2.5
 differs from AWS in ways the AWS SDK for Rust notices (see the reference
 README, section 9, "Where moto 5.2.5 differs from AWS"). These are defects of
 the emulator, not behaviour the product may special-case, so they are fixed
@@ -17,6 +17,8 @@ here, in the test support, before the server starts:
 4. SQS auth errors are answered in the JSON protocol to JSON clients.
 5. GetBucketNotificationConfiguration of a bucket without notifications
    answers an empty <NotificationConfiguration/>.
+6. SendMessageBatch keeps each entry's MessageSystemAttributes
+   (AWSTraceHeader), as SendMessage does.
 
 Every patch checks that moto's code still looks the way the patch expects
 and the launcher refuses to start otherwise: a patch that silently stopped
@@ -359,6 +361,43 @@ def _patch_s3_notification() -> None:
     S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
 
 
+# --------------------------------------------------------------------------
+# Patch 6: SendMessageBatch drops the entries' MessageSystemAttributes.
+# --------------------------------------------------------------------------
+
+
+def _patch_sqs_batch_system_attributes() -> None:
+    from moto.sqs.models import SQSBackend
+
+    patch = "6: SendMessageBatch system attributes"
+    original = _attr(patch, SQSBackend, "send_message_batch")
+    # AWS stores an entry's MessageSystemAttributes (only AWSTraceHeader
+    # exists) like SendMessage does; moto's batch passes the body, message
+    # attributes, delay, group and deduplication id on, and drops them.
+    # The successful entries come back in the order of the request, so each
+    # stored message gets its entry's attributes afterwards.
+    _require_source(
+        patch,
+        original,
+        "message = self.send_message(",
+        'group_id=entry.get("MessageGroupId")',
+        "messages.append(message)",
+    )
+    _require_source(patch, SQSBackend.send_message, "system_attributes")
+
+    @functools.wraps(original)
+    def send_message_batch(self: Any, queue_name: str, entries: Any) -> Any:
+        messages, failed = original(self, queue_name, entries)
+        failed_ids = {f.get("Id") for f in failed}
+        sent = [e for e in entries.values() if e.get("Id") not in failed_ids]
+        for entry, message in zip(sent, messages):
+            if entry.get("MessageSystemAttributes"):
+                message.system_attributes = entry["MessageSystemAttributes"]
+        return messages, failed
+
+    SQSBackend.send_message_batch = send_message_batch  # type: ignore[method-assign]
+
+
 def apply_patches() -> None:
     _check_version()
     _check_auth_call_path()
@@ -366,6 +405,7 @@ def apply_patches() -> None:
     _patch_sqs_resource()
     _patch_sts_unsigned()
     _patch_s3_notification()
+    _patch_sqs_batch_system_attributes()
 
 
 def main(argv: list[str]) -> None:

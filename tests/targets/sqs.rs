@@ -675,3 +675,66 @@ async fn credentials_keep_refreshing_while_a_target_drains() {
     proxy.set_delay(Duration::ZERO);
     wait_visible(&aws, &url, N as u64, LONG).await;
 }
+
+/// An incoming event's trace context (W3C's `traceparent` header, which Knative sends, or the
+/// CloudEvents extension) goes on in the message's `AWSTraceHeader`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_of_an_event_goes_on_in_the_message() {
+    let aws = Aws::new().await;
+    let queue = unique("sqs-trace");
+    let (url, _) = aws.create_queue(&queue).await;
+    let adapter = Adapter::start(&sqs_target("traced", &queue, ""), &[]).await;
+    let client = http_client();
+    let binary = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "from-header"),
+        ("ce-type", "t"),
+        ("ce-source", "/tests"),
+        ("content-type", "application/json"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ];
+    let reply = post(&client, adapter.http_addr, "/", &binary, "{}").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let structured = json!({
+        "specversion": "1.0", "id": "from-extension", "type": "t", "source": "/tests",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        "data": {}
+    });
+    let reply = post(
+        &client,
+        adapter.http_addr,
+        "/",
+        &[("content-type", "application/cloudevents+json")],
+        structured.to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let messages = receive(&aws, &url, 2, LONG).await;
+    let trace_of = |id: &str| {
+        let message = messages
+            .iter()
+            .find(|m| body_json(m)["id"] == id)
+            .expect("the message");
+        message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
+            .cloned()
+            .unwrap_or_else(|| panic!("no AWSTraceHeader on {message:?}"))
+    };
+    let from_header = trace_of("from-header");
+    assert!(
+        from_header.starts_with("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=")
+            && from_header.ends_with(";Sampled=1"),
+        "{from_header}"
+    );
+    let from_extension = trace_of("from-extension");
+    assert!(
+        from_extension.starts_with("Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=")
+            && from_extension.ends_with(";Sampled=0"),
+        "{from_extension}"
+    );
+}

@@ -411,13 +411,14 @@ async fn poll_until_stopped(shared: &PollShared) -> Ended {
     } = shared;
     let batch = *batch;
     let receive = &ctx.config.receive;
-    // An S3 notification needs two system attributes; a plain message is handed on whole
+    // An S3 notification needs three system attributes; a plain message is handed on whole
     // (TriggerMesh's message object), its attributes too.
     let (system_attributes, message_attributes) = match ctx.config.conversion {
         Conversion::S3Notifications => (
             vec![
                 MessageSystemAttributeName::SentTimestamp,
                 MessageSystemAttributeName::ApproximateReceiveCount,
+                MessageSystemAttributeName::AwsTraceHeader,
             ],
             None,
         ),

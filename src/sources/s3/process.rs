@@ -28,6 +28,7 @@ use super::telemetry::SourceTelemetry;
 use crate::aws::arn::QueueArn;
 use crate::backoff::{Backoff, Curve};
 use crate::cloudevents::OutEvent;
+use crate::cloudevents::trace::TraceParent;
 use crate::http::sink::{SendError, SinkClient};
 
 /// Everything a message task needs, shared by all of them.
@@ -191,7 +192,7 @@ async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> O
         }
         Conversion::SqsMessages(Processor::Default) => plain(),
     };
-    let failed = deliver_all(ctx, message_id, events).await;
+    let failed = deliver_all(ctx, message_id, traced(message, events)).await;
     if failed.is_empty() {
         Outcome::Delete
     } else {
@@ -242,12 +243,33 @@ async fn handle_notification(ctx: &Context, message: &Message, message_id: &str)
     if !broken.is_empty() {
         ctx.telemetry.malformed(message_id, &broken);
     }
-    let failed = deliver_all(ctx, message_id, events).await;
+    let failed = deliver_all(ctx, message_id, traced(message, events)).await;
     if failed.is_empty() && broken.is_empty() {
         Outcome::Delete
     } else {
         dead_letter(ctx, message, failed, broken).await
     }
+}
+
+/// Each event carries the trace of its message: continued from the message's `AWSTraceHeader`
+/// when it has one, else a new trace (the `traceparent` extension; in binary mode also W3C's
+/// own header).
+fn traced(message: &Message, mut events: Vec<OutEvent>) -> Vec<OutEvent> {
+    let trace = system_attribute(message, MessageSystemAttributeName::AwsTraceHeader)
+        .and_then(TraceParent::from_aws_trace_header)
+        .unwrap_or_else(TraceParent::start);
+    for event in &mut events {
+        if !event
+            .extensions
+            .iter()
+            .any(|(name, _)| name == "traceparent")
+        {
+            event
+                .extensions
+                .push(("traceparent".into(), trace.next_hop().to_string()));
+        }
+    }
+    events
 }
 
 /// Encodes and POSTs one event with the delivery policy's retries.

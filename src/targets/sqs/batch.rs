@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, SendMessageBatchRequestEntry,
+};
 use http::StatusCode;
 use metrics::counter;
 use tokio::sync::oneshot;
@@ -104,6 +106,17 @@ async fn send_batch(queue: &Queue, batch: Vec<Pending>) -> Flushed {
                 .set_message_attributes(message.attribute_values())
                 .set_message_group_id(message.group_id.clone())
                 .set_message_deduplication_id(message.deduplication_id.clone())
+                .set_message_system_attributes(message.trace_header.as_ref().and_then(|header| {
+                    let value = MessageSystemAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(header)
+                        .build()
+                        .ok()?;
+                    Some(std::collections::HashMap::from([(
+                        MessageSystemAttributeNameForSends::AwsTraceHeader,
+                        value,
+                    )]))
+                }))
                 .build()
                 .ok()
         })

@@ -46,6 +46,8 @@ pub struct Message {
     pub attributes: Vec<(String, String)>,
     pub group_id: Option<String>,
     pub deduplication_id: Option<String>,
+    /// The `AWSTraceHeader` system attribute: the event's trace, one hop on.
+    pub trace_header: Option<String>,
 }
 
 impl Message {
@@ -305,6 +307,9 @@ pub fn to_message(config: &SqsTargetConfig, event: &InboundEvent) -> Result<Mess
         attributes,
         group_id: config.message_group_id.clone().filter(|_| fifo),
         deduplication_id: fifo.then(|| deduplication_id(event.attributes())),
+        trace_header: event
+            .trace_parent()
+            .map(|trace| trace.next_hop().to_aws_trace_header()),
     })
 }
 

@@ -87,7 +87,7 @@ pub async fn run(
     let stop = CancellationToken::new();
     let mut components = JoinSet::new();
     for source in config.s3_sources {
-        let ready = health.register(&source.metadata.name);
+        let ready = health.register(source.kind(), &source.metadata.name);
         let name = source.metadata.name.clone();
         let span = Component::of(source.kind(), &source.metadata).span();
         let stop = stop.clone();
@@ -213,7 +213,10 @@ async fn start_targets(
 ) -> Result<Vec<Target>, RunError> {
     let mut targets = Vec::new();
     for target in &config.sqs_targets {
-        let ready = health.register(&target.metadata.name);
+        let ready = health.register(
+            crate::targets::sqs::config::COMPONENT,
+            &target.metadata.name,
+        );
         let name = target.metadata.name.clone();
         let span = Component::of(crate::targets::sqs::config::COMPONENT, &target.metadata).span();
         let max_calls = options.limits.max_concurrent_requests;
@@ -225,7 +228,7 @@ async fn start_targets(
         ));
     }
     for target in &config.s3_targets {
-        let ready = health.register(&target.metadata.name);
+        let ready = health.register(crate::targets::s3::config::COMPONENT, &target.metadata.name);
         let name = target.metadata.name.clone();
         let span = Component::of(crate::targets::s3::config::COMPONENT, &target.metadata).span();
         let started = S3Target::start(target.clone(), ready, stop.clone())

@@ -325,3 +325,156 @@ async fn metrics_after_a_known_workload() {
         }
     }
 }
+
+/// Every metric a panel of the Grafana dashboard (`config/grafana/`) queries is served by
+/// `/metrics` after a workload of every component: no panel may stay empty for want of a name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_queries_only_metrics_the_adapter_serves() {
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/grafana/aws-event-adapter.json"
+        ))
+        .unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut names = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "{}",
+            panel["title"]
+        );
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            let mut rest = expr;
+            while let Some(start) = rest.find("aws_event_adapter_") {
+                let tail = &rest[start..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                names.insert(tail[..end].to_string());
+                rest = &tail[end..];
+            }
+        }
+    }
+    assert!(names.len() >= 15, "{names:?}");
+
+    // The workload: an S3 source whose sink refuses once, an SQS and an S3 target that write,
+    // and an SQS target whose queue does not exist (AWS errors).
+    let aws = Aws::new().await;
+    let bucket = unique("dash");
+    let (queue_url, queue_arn) = aws.create_queue(&bucket).await;
+    aws.create_bucket_notifying(&bucket, &queue_arn, &["s3:ObjectCreated:*"])
+        .await;
+    let (_, target_queue) = aws.create_queue(&unique("dash-target")).await;
+    aws.s3
+        .create_bucket()
+        .bucket(format!("{bucket}-out"))
+        .send()
+        .await
+        .unwrap();
+    let sink = TestSink::start(Arc::new(|n, _| {
+        let status = if n < 1 {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        (status, Duration::ZERO)
+    }))
+    .await;
+    let target = |kind: &str, name: &str, arn: &str| {
+        format!(
+            "---\napiVersion: targets.triggermesh.io/v1alpha1\nkind: {kind}\nmetadata: {{ name: {name} }}\nspec: {{ arn: \"{arn}\" }}\n"
+        )
+    };
+    let manifest = format!(
+        "{}{}{}{}",
+        source_manifest(
+            "src",
+            &bucket,
+            &queue_arn,
+            &sink.uri(),
+            "delivery: { retry: 5, backoffDelay: PT0.05S }\nreceive: { waitTimeSeconds: 1 }",
+        ),
+        target("AWSSQSTarget", "to-sqs", &target_queue),
+        target(
+            "AWSS3Target",
+            "to-s3",
+            &format!("arn:aws:s3:::{bucket}-out")
+        ),
+        target(
+            "AWSSQSTarget",
+            "to-nowhere",
+            &format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{}", unique("missing")),
+        ),
+    );
+    let adapter = Adapter::spawn(&manifest, &[]);
+    aws.put_object(&bucket, "a.txt", b"x").await;
+    sink.wait_accepted(1, WAIT).await;
+    aws.wait_queue_empty(&queue_url, WAIT).await;
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    for path in ["/to-sqs", "/to-s3"] {
+        wait_until(WAIT, "the targets ready", || true).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let request = http::Request::post(format!("http://{}{path}", adapter.http_addr))
+                .header("ce-specversion", "1.0")
+                .header("ce-id", "dash-1")
+                .header("ce-source", "tests")
+                .header("ce-type", "t")
+                .header("ce-subject", "dash/1.json")
+                .header("content-type", "application/json")
+                .body(Full::new(bytes::Bytes::from_static(b"{}")))
+                .unwrap();
+            let status = client.request(request).await.unwrap().status();
+            if status == StatusCode::OK {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{path}: {status}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // A malformed notification: released to the queue (no dead-letter sink).
+    aws.send(
+        &queue_url,
+        r#"{"Records":[{"eventName":"ObjectCreated:Put"}]}"#,
+    )
+    .await;
+    adapter
+        .wait_metric(
+            "aws_event_adapter_sqs_messages_released_total",
+            "reason=\"malformed\"",
+            1.0,
+            WAIT,
+        )
+        .await;
+    adapter
+        .wait_metric(
+            "aws_event_adapter_aws_errors_total",
+            "name=\"to-nowhere\"",
+            1.0,
+            WAIT,
+        )
+        .await;
+    adapter
+        .wait_metric(
+            "aws_event_adapter_sqs_messages_deleted_total",
+            "",
+            1.0,
+            WAIT,
+        )
+        .await;
+
+    let text = adapter.metrics().await;
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            !text.contains(&format!("\n{name}{{")) && !text.contains(&format!("\n{name} "))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "queried by the dashboard, not served: {missing:?}"
+    );
+}

@@ -10,17 +10,27 @@ use hyper::body::Incoming;
 
 use super::server::{Body, respond};
 
-/// One component's readiness, raised and lowered by the component.
-#[derive(Clone, Debug, Default)]
-pub struct ReadyFlag(Arc<AtomicBool>);
+/// One component's readiness, raised and lowered by the component; also the gauge
+/// `aws_event_adapter_component_ready` (1 or 0) when registered with [`Health::register`].
+#[derive(Clone, Default)]
+pub struct ReadyFlag(Arc<(AtomicBool, Option<metrics::Gauge>)>);
+
+impl std::fmt::Debug for ReadyFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ReadyFlag").field(&self.get()).finish()
+    }
+}
 
 impl ReadyFlag {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.0.0.store(ready, Ordering::Relaxed);
+        if let Some(gauge) = &self.0.1 {
+            gauge.set(f64::from(u8::from(ready)));
+        }
     }
 
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.0.load(Ordering::Relaxed)
     }
 }
 
@@ -32,8 +42,15 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn register(&self, name: &str) -> ReadyFlag {
-        let flag = ReadyFlag::default();
+    /// A component's flag, down until it raises it; `kind` and `name` label its gauge.
+    pub fn register(&self, kind: &'static str, name: &str) -> ReadyFlag {
+        let gauge = metrics::gauge!(
+            "aws_event_adapter_component_ready",
+            "component" => kind,
+            "name" => name.to_string()
+        );
+        gauge.set(0.0);
+        let flag = ReadyFlag(Arc::new((AtomicBool::new(false), Some(gauge))));
         if let Ok(mut components) = self.components.lock() {
             components.push((name.to_string(), flag.clone()));
         }

@@ -95,6 +95,9 @@ impl TraceParent {
         if version != "1" || !is_hex(time, 8) || !is_hex(unique, 24) || parts.next().is_some() {
             return None;
         }
+        if format!("{time}{unique}").bytes().all(|b| b == b'0') {
+            return None; // all zeros is no trace id in W3C's format
+        }
         let parent_id = match parent {
             Some(parent) if is_hex(parent, 16) => parent.to_ascii_lowercase(),
             _ => random_hex(8),

@@ -40,8 +40,10 @@ pub fn decode(value: &Value, problems: &mut Problems) -> Option<(String, HashMap
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok());
             match decoded {
+                // Trailing newlines dropped, as for a mounted Secret's files (`echo … | base64`
+                // and `--from-file` keep them; no AWS key ends in one).
                 Some(text) => {
-                    values.insert(key, Secret::new(text));
+                    values.insert(key, Secret::new(text.trim_end_matches(['\n', '\r'])));
                 }
                 None => problems.add(
                     &format!("{path}.{key}"),
@@ -53,7 +55,7 @@ pub fn decode(value: &Value, problems: &mut Problems) -> Option<(String, HashMap
     if let Some((data, path)) = doc.get("stringData") {
         // As in Kubernetes, stringData wins over data for the same key.
         for (key, text) in entries(data, &path, problems) {
-            values.insert(key, Secret::new(text));
+            values.insert(key, Secret::new(text.trim_end_matches(['\n', '\r'])));
         }
     }
     doc.finish(problems);
@@ -88,7 +90,7 @@ mod tests {
             "kind": "Secret",
             "metadata": { "name": "aws", "namespace": "default" },
             "type": "Opaque",
-            "data": { "AWS_ACCESS_KEY_ID": "QUtJQUVYQU1QTEU=", "BAD": "%%%" },
+            "data": { "AWS_ACCESS_KEY_ID": "QUtJQUVYQU1QTEUK", "BAD": "%%%" },
             "stringData": { "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI" }
         });
         assert!(is_secret(&value));

@@ -50,9 +50,25 @@ pub async fn process_group(
             register(&ctx, &message, received).map(|registration| (message, registration, permit))
         })
         .collect();
+    // Without the heartbeat (switched off, or visibility changes denied) the later messages
+    // are hidden only until their first visibility timeout: SQS may hand them to another
+    // poller after that. Such a message is not started; it goes back with the rest.
+    let extended = ctx.config.receive.visibility_heartbeat && ctx.settle.visibility_allowed();
+    let hidden_until = received + ctx.config.receive.visibility_timeout.mul_f64(0.9);
     let mut waiting = registered.into_iter();
     while let Some((message, registration, permit)) = waiting.next() {
-        if process_registered(ctx.clone(), message, registration, permit).await {
+        if !extended && Instant::now() >= hidden_until {
+            let (receipt, guard) = registration;
+            drop(guard);
+            ctx.settle
+                .send(Settle::Release {
+                    receipt,
+                    delay: Duration::ZERO,
+                    reason: "fifo_order",
+                })
+                .await;
+            drop(permit);
+        } else if process_registered(ctx.clone(), message, registration, permit).await {
             continue;
         }
         for (_, (receipt, guard), permit) in waiting.by_ref() {

@@ -107,6 +107,11 @@ pub struct SettleSender {
 }
 
 impl SettleSender {
+    /// Whether visibility changes (the heartbeat's extensions) are still allowed by SQS.
+    pub fn visibility_allowed(&self) -> bool {
+        self.queue.visibility_allowed()
+    }
+
     pub async fn send(&self, settle: Settle) {
         let accepted = match settle {
             Settle::Delete { receipt, guard } => {

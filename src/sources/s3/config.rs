@@ -260,6 +260,20 @@ fn decode_destination(spec: &mut Obj<'_>, problems: &mut Problems) -> Option<Opt
     Some(Some(queue))
 }
 
+/// A `visibilityTimeout` field (ours under `receive`, TriggerMesh's under `receiveOptions`):
+/// what SQS accepts, 1 second to 12 hours.
+pub fn visibility_timeout(obj: &mut Obj<'_>, problems: &mut Problems) -> Option<Duration> {
+    let timeout = obj.duration("visibilityTimeout", problems)?;
+    if timeout < Duration::from_secs(1) || timeout > MAX_VISIBILITY {
+        problems.add(
+            &obj.path_of("visibilityTimeout"),
+            "must be from 1 second to 12 hours",
+        );
+        return None;
+    }
+    Some(timeout)
+}
+
 /// `spec.receive`, our options of the poll loop.
 pub fn decode_receive(spec: &mut Obj<'_>, problems: &mut Problems) -> Receive {
     let mut out = Receive::default();
@@ -275,15 +289,8 @@ pub fn decode_receive(spec: &mut Obj<'_>, problems: &mut Problems) -> Receive {
     if let Some(n) = receive.integer("waitTimeSeconds", 0, 20, problems) {
         out.wait_time_seconds = n as i32;
     }
-    if let Some(d) = receive.duration("visibilityTimeout", problems) {
-        if d < Duration::from_secs(1) || d > MAX_VISIBILITY {
-            problems.add(
-                &receive.path_of("visibilityTimeout"),
-                "must be from 1 second to 12 hours",
-            );
-        } else {
-            out.visibility_timeout = d;
-        }
+    if let Some(d) = visibility_timeout(&mut receive, problems) {
+        out.visibility_timeout = d;
     }
     if let Some(n) = receive.integer("maxInFlightMessages", 1, 10_000, problems) {
         out.max_in_flight_messages = n as usize;

@@ -15,7 +15,9 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use super::heartbeat::InFlightGuard;
 use super::process::{Context, process_registered, register};
+use super::queue::Receipt;
 use super::settle::Settle;
 
 /// The messages of one receive by group, each group in the order SQS returned it, the groups
@@ -58,31 +60,31 @@ pub async fn process_group(
     let mut waiting = registered.into_iter();
     while let Some((message, registration, permit)) = waiting.next() {
         if !extended && Instant::now() >= hidden_until {
-            let (receipt, guard) = registration;
-            drop(guard);
-            ctx.settle
-                .send(Settle::Release {
-                    receipt,
-                    delay: Duration::ZERO,
-                    reason: "fifo_order",
-                })
-                .await;
-            drop(permit);
+            release_behind(&ctx, registration, permit).await;
         } else if process_registered(ctx.clone(), message, registration, permit).await {
             continue;
         }
-        for (_, (receipt, guard), permit) in waiting.by_ref() {
-            drop(guard);
-            ctx.settle
-                .send(Settle::Release {
-                    receipt,
-                    delay: Duration::ZERO,
-                    reason: "fifo_order",
-                })
-                .await;
-            drop(permit);
+        for (_, registration, permit) in waiting.by_ref() {
+            release_behind(&ctx, registration, permit).await;
         }
     }
+}
+
+/// Gives a message that waited behind its group back to the queue at once, unprocessed.
+async fn release_behind(
+    ctx: &Context,
+    (receipt, guard): (Receipt, InFlightGuard),
+    permit: OwnedSemaphorePermit,
+) {
+    drop(guard);
+    ctx.settle
+        .send(Settle::Release {
+            receipt,
+            delay: Duration::ZERO,
+            reason: "fifo_order",
+        })
+        .await;
+    drop(permit);
 }
 
 #[cfg(test)]

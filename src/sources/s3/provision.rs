@@ -186,19 +186,7 @@ pub async fn provision(
     // another (moto does not), and that is found out before anything is created.
     let bucket = &bucket_arn.bucket;
     let s3 = &clients.s3;
-    let current = with_fresh_credentials(credentials, || {
-        s3.get_bucket_notification_configuration()
-            .bucket(bucket)
-            .send()
-    })
-    .await
-    .map_err(|err| {
-        failed(
-            "GetBucketNotificationConfiguration",
-            "s3:GetBucketNotification",
-            &err,
-        )
-    })?;
+    let current = read_notifications(s3, credentials, bucket).await?;
     let id = notification_id(config);
     let wanted = events(config);
     let mine = Subscription {
@@ -397,19 +385,7 @@ pub async fn deprovision(
     if let Some(clients) = &clients {
         let bucket = &bucket_arn.bucket;
         let s3 = &clients.s3;
-        let current = with_fresh_credentials(credentials, || {
-            s3.get_bucket_notification_configuration()
-                .bucket(bucket)
-                .send()
-        })
-        .await
-        .map_err(|err| {
-            failed(
-                "GetBucketNotificationConfiguration",
-                "s3:GetBucketNotification",
-                &err,
-            )
-        })?;
+        let current = read_notifications(s3, credentials, bucket).await?;
         let id = notification_id(config);
         let mut queues = current.queue_configurations.clone().unwrap_or_default();
         let before = queues.len();
@@ -454,6 +430,30 @@ pub async fn deprovision(
 
 /// Writes the bucket's notification configuration with `queues` as its queue entries and every
 /// other kind of entry (topics, Lambda functions, EventBridge) as it was.
+/// The bucket's notification configuration.
+async fn read_notifications(
+    s3: &aws_sdk_s3::Client,
+    credentials: &Refreshing,
+    bucket: &str,
+) -> Result<
+    aws_sdk_s3::operation::get_bucket_notification_configuration::GetBucketNotificationConfigurationOutput,
+    ProvisionError,
+>{
+    with_fresh_credentials(credentials, || {
+        s3.get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+    })
+    .await
+    .map_err(|err| {
+        failed(
+            "GetBucketNotificationConfiguration",
+            "s3:GetBucketNotification",
+            &err,
+        )
+    })
+}
+
 async fn put_notifications(
     s3: &aws_sdk_s3::Client,
     credentials: &Refreshing,

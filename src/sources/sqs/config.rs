@@ -21,6 +21,7 @@ use crate::config::common;
 use crate::config::decode::{Obj, Problems};
 use crate::sources::s3::config::{
     Conversion, Processor, S3SourceConfig, decode_receive, decode_sink_and_delivery,
+    visibility_timeout,
 };
 
 /// Decodes an `AWSSQSSource` into the configuration the queue machinery runs.
@@ -44,15 +45,8 @@ pub fn decode(
     let mut receive = decode_receive(&mut spec, problems);
     // TriggerMesh's visibility timeout; our `receive.visibilityTimeout` says the same.
     if let Some(mut options) = spec.obj("receiveOptions", problems) {
-        let path = options.path_of("visibilityTimeout");
-        if let Some(timeout) = options.duration("visibilityTimeout", problems) {
-            if timeout < std::time::Duration::from_secs(1)
-                || timeout > std::time::Duration::from_secs(43_200)
-            {
-                problems.add(&path, "must be from 1 second to 12 hours");
-            } else {
-                receive.visibility_timeout = timeout;
-            }
+        if let Some(timeout) = visibility_timeout(&mut options, problems) {
+            receive.visibility_timeout = timeout;
         }
         options.finish(problems);
     }

@@ -509,6 +509,26 @@ class Checker:
         )
         expect("AWSTraceHeader" not in by_body.get("plain", {}), f"the plain entry: {by_body}")
 
+    # -- patch 7 (checked with enforcement off) -----------------------------
+
+    def check_fifo_visible_again(self) -> None:
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName="check-order.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        for n in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{n}", MessageGroupId="g", MessageDeduplicationId=f"m{n}")
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=30)["Messages"]
+        expect([m["Body"] for m in first] == ["m0", "m1"], f"first receive: {[m['Body'] for m in first]}")
+        # Both go back, visible again after 1 s: the group comes back in order.
+        sqs.change_message_visibility_batch(
+            QueueUrl=url,
+            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 1} for n, m in enumerate(first)],
+        )
+        hidden = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        expect(hidden == [], f"while m0 and m1 are hidden, the group is locked: {[m['Body'] for m in hidden]}")
+        time.sleep(1.3)
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+        expect([m["Body"] for m in again] == ["m0", "m1", "m2"], f"visible again: {[m['Body'] for m in again]}")
+
     # -- all ------------------------------------------------------------------
 
     def run(self) -> bool:
@@ -516,6 +536,7 @@ class Checker:
         self.check("patch 5: fresh bucket's notification configuration is <NotificationConfiguration/>", self.check_empty_notification)
         self.check("patch 5: a bucket's notification configuration round-trips", self.check_notification_roundtrip)
         self.check("patch 6: SendMessageBatch keeps each entry's AWSTraceHeader", self.check_batch_system_attributes)
+        self.check("patch 7: a FIFO group visible again comes back in order", self.check_fifo_visible_again)
         self.fill_queue()
         set_auth(self.endpoint, "0")
         try:

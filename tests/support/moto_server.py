@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Launch moto server 5.2.5 with six fixes that make it behave like AWS.
+"""Launch moto server 5.2.5 with seven fixes that make it behave like AWS.
 
 Usage (same arguments as ``moto_server``)::
 
     .venv/bin/python tests/support/moto_server.py -H 127.0.0.1 -p 5000
 
-moto is the AWS emulator the tests run against. In six places moto 5.2.5
+moto is the AWS emulator the tests run against. In seven places moto 5.2.5
 differs from AWS in ways the AWS SDK for Rust notices (see the reference
 README, section 9, "Where moto 5.2.5 differs from AWS"). These are defects of
 the emulator, not behaviour the product may special-case, so they are fixed
@@ -19,6 +19,8 @@ here, in the test support, before the server starts:
    answers an empty <NotificationConfiguration/>.
 6. SendMessageBatch keeps each entry's MessageSystemAttributes
    (AWSTraceHeader), as SendMessage does.
+7. ReceiveMessage on a FIFO queue returns a group's messages in order when
+   several of them have become visible again.
 
 Every patch checks that moto's code still looks the way the patch expects
 and the launcher refuses to start otherwise: a patch that silently stopped
@@ -398,6 +400,51 @@ def _patch_sqs_batch_system_attributes() -> None:
     SQSBackend.send_message_batch = send_message_batch  # type: ignore[method-assign]
 
 
+def _patch_sqs_fifo_visible_again() -> None:
+    from moto.sqs.models import Queue, SQSBackend
+
+    patch = "7: FIFO order of messages visible again"
+    # AWS hands out a FIFO group's messages in order once they are visible
+    # again (their visibility timeout ran out, or was changed). moto forgets a
+    # message that became visible again ("pending" no more) only when its
+    # receive loop reaches it, and skips a group's messages while any of them
+    # is still remembered: of m0 and m1, both hidden for 2 s by
+    # ChangeMessageVisibility, it then skips m0 (m1 is still pending), forgets
+    # m1 and returns it first. Here a queue forgets every message visible
+    # again whenever its pending messages or groups are read, so the loop
+    # never meets a stale one and the group comes back in order. What is left
+    # of moto's laziness is harmless: a group still locked when a long poll
+    # starts stays skipped until that poll ends, a delay, never a reordering.
+    receive = _attr(patch, SQSBackend, "receive_message")
+    _require_source(
+        patch,
+        receive,
+        "currently_pending_groups = deepcopy(queue.pending_message_groups)",
+        "if message in queue.pending_messages:",
+        "queue.pending_messages.add(message)",
+    )
+    for name in ("pending_messages", "pending_message_groups"):
+        if not isinstance(inspect.getattr_static(Queue, name, None), property):
+            _fail(patch, f"Queue.{name} is not a property")
+    _require_source(patch, Queue.pending_messages.fget, "return self._pending_messages")
+    _require_source(patch, Queue.pending_message_groups.fget, "for message in self._pending_messages")
+
+    def forget_visible(queue: Any) -> None:
+        for message in [m for m in queue._pending_messages if m.visible]:
+            queue._pending_messages.discard(message)
+
+    def pending_messages(self: Any) -> Any:
+        forget_visible(self)
+        return self._pending_messages
+
+    def pending_message_groups(self: Any) -> set[str]:
+        forget_visible(self)
+        return {m.group_id for m in self._pending_messages if m.group_id is not None}
+
+    Queue.pending_messages = property(pending_messages)  # type: ignore[method-assign,assignment]
+    Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign,assignment]
+
+
 def apply_patches() -> None:
     _check_version()
     _check_auth_call_path()
@@ -406,6 +453,7 @@ def apply_patches() -> None:
     _patch_sts_unsigned()
     _patch_s3_notification()
     _patch_sqs_batch_system_attributes()
+    _patch_sqs_fifo_visible_again()
 
 
 def main(argv: list[str]) -> None:

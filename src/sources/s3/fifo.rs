@@ -5,8 +5,14 @@
 //! that group, to any poller. What is left to us is the order *within* one receive, which may
 //! hold several messages of a group: they are handed to one task per group that processes them
 //! in turn. When one is not done with (its event failed and it goes back to the queue), the
-//! group's later messages of that receive are released at once, untouched: SQS hands them out
-//! again only after the failed one, so a failure holds back its own group, never another.
+//! group's later messages of that receive go back too, unprocessed, with the same delay: they
+//! become visible just after the failed one, so SQS hands the failed one out first, and a
+//! failure holds back its own group, never another.
+//!
+//! SQS would not hand out the later ones while the failed one is hidden anyway (the group is
+//! locked while a message of it is in flight), so the shared delay costs nothing there; it
+//! keeps the order also where that lock is weaker. LocalStack 4.13 unlocks a group as soon as
+//! any of its messages is made visible, and then delivered the later messages first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,28 +65,34 @@ pub async fn process_group(
     let hidden_until = received + ctx.config.receive.visibility_timeout.mul_f64(0.9);
     let mut waiting = registered.into_iter();
     while let Some((message, registration, permit)) = waiting.next() {
-        if !extended && Instant::now() >= hidden_until {
-            release_behind(&ctx, registration, permit).await;
-        } else if process_registered(ctx.clone(), message, registration, permit).await {
-            continue;
-        }
+        let delay = if !extended && Instant::now() >= hidden_until {
+            release_behind(&ctx, registration, permit, Duration::ZERO).await;
+            Duration::ZERO
+        } else {
+            match process_registered(ctx.clone(), message, registration, permit).await {
+                None => continue,
+                Some(delay) => delay,
+            }
+        };
         for (_, registration, permit) in waiting.by_ref() {
-            release_behind(&ctx, registration, permit).await;
+            release_behind(&ctx, registration, permit, delay).await;
         }
     }
 }
 
-/// Gives a message that waited behind its group back to the queue at once, unprocessed.
+/// Gives a message that waited behind its group back to the queue unprocessed, visible again
+/// after `delay` (the delay of the message it waited behind).
 async fn release_behind(
     ctx: &Context,
     (receipt, guard): (Receipt, InFlightGuard),
     permit: OwnedSemaphorePermit,
+    delay: Duration,
 ) {
     drop(guard);
     ctx.settle
         .send(Settle::Release {
             receipt,
-            delay: Duration::ZERO,
+            delay,
             reason: "fifo_order",
         })
         .await;

@@ -113,17 +113,20 @@ pub async fn process(
     let Some(registered) = register(&ctx, &message, received) else {
         return true;
     };
-    process_registered(ctx, message, registered, permit).await
+    process_registered(ctx, message, registered, permit)
+        .await
+        .is_none()
 }
 
 /// [`process`] for a message [`register`]ed already (a FIFO group's later messages are
-/// registered when they are received, while they wait for the earlier ones).
+/// registered when they are received, while they wait for the earlier ones). Returns `None`
+/// when the message is done with, else the delay it went back to the queue with.
 pub async fn process_registered(
     ctx: Arc<Context>,
     message: Message,
     (receipt, guard): (Receipt, InFlightGuard),
     permit: OwnedSemaphorePermit,
-) -> bool {
+) -> Option<Duration> {
     let message_id = receipt.message_id.clone();
     if let Some(sent) = system_attribute(&message, MessageSystemAttributeName::SentTimestamp)
         .and_then(|ms| ms.parse::<u64>().ok())
@@ -144,25 +147,26 @@ pub async fn process_registered(
         }),
         () = ctx.hard_stop.cancelled() => Outcome::Release(Release::Shutdown),
     };
-    let done = matches!(outcome, Outcome::Delete);
-    let settle = match outcome {
-        Outcome::Delete => Settle::Delete { receipt, guard },
+    let (settle, released_for) = match outcome {
+        Outcome::Delete => (Settle::Delete { receipt, guard }, None),
         Outcome::Release(reason) => {
             drop(guard);
-            Settle::Release {
-                delay: if reason == Release::Shutdown {
-                    Duration::ZERO
-                } else {
-                    redelivery_delay(&ctx.config.receive, &message)
-                },
+            let delay = if reason == Release::Shutdown {
+                Duration::ZERO
+            } else {
+                redelivery_delay(&ctx.config.receive, &message)
+            };
+            let settle = Settle::Release {
+                delay,
                 receipt,
                 reason: reason.label(),
-            }
+            };
+            (settle, Some(delay))
         }
     };
     ctx.settle.send(settle).await;
     drop(permit);
-    done
+    released_for
 }
 
 async fn handle_message(ctx: &Context, message: &Message, message_id: &str) -> Outcome {

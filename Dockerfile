@@ -9,9 +9,12 @@
 # --config) it takes TriggerMesh's environment variables; Kubernetes manifests
 # pass `run --config ...` as args (config/kubernetes/deployment.yaml).
 #
-# No container engine runs where this project is developed and tested: this
-# file is checked by hadolint (tests/support/check_manifests.py) and by
-# reading, never by a real build.
+# No container engine runs where this project is developed and tested, so
+# this file is never built there. It is linted by hadolint
+# (tests/support/check_manifests.py), and what its runtime stage assumes is
+# proven by tests/support/check_image.py: the release binary runs, as
+# 65532:65532 with a read-only root, in a tree made of the Debian 12 packages
+# this image holds (glibc, libgcc_s, the CA bundle) and nothing else.
 
 # ---- build -----------------------------------------------------------------
 # Debian 12 (bookworm), like the runtime image below: the binary links against

@@ -144,7 +144,7 @@ async fn triggermesh_variables_run_the_s3_target() {
 async fn readiness_follows_the_queue_and_the_drain() {
     let aws = Aws::new().await;
     let name = unique("ready");
-    let queue_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}");
+    let queue_arn = format!("arn:aws:sqs:{REGION}:{}:{name}", account());
     let sink = TestSink::start(Arc::new(|_, _| (StatusCode::OK, Duration::from_secs(4)))).await;
     let manifest = source_manifest(
         "ready",

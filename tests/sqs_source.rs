@@ -244,7 +244,7 @@ async fn fifo_groups_are_delivered_in_order_and_a_failure_holds_back_only_its_gr
         .unwrap()
         .queue_url
         .unwrap();
-    let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}");
+    let arn = format!("arn:aws:sqs:{REGION}:{}:{queue}", account());
     // A slow sink that refuses B's seq 5 the first two times.
     let refusals = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sink = TestSink::start({

@@ -1,5 +1,6 @@
-//! The shared AWS emulator (moto, started by `./scripts/test`): its endpoint and address, names
-//! unique to a run, SQS and S3 clients pointed at it, and queue depths.
+//! The shared AWS emulator (moto, started by `./scripts/test`; LocalStack for the tests it runs
+//! against both): its endpoint, account and address, names unique to a run, SQS and S3 clients
+//! pointed at it, and queue depths.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,13 @@ use tokio::time::Instant;
 
 /// moto's default account.
 pub const ACCOUNT: &str = "123456789012";
+
+/// The emulator's account: moto's, unless `./scripts/test` names another emulator's in
+/// `AWS_EVENT_ADAPTER_TEST_ACCOUNT` (LocalStack's is `000000000000`). Only the tests that run
+/// against both emulators need it; the moto-only ones use [`ACCOUNT`].
+pub fn account() -> String {
+    std::env::var("AWS_EVENT_ADAPTER_TEST_ACCOUNT").unwrap_or_else(|_| ACCOUNT.to_string())
+}
 pub const REGION: &str = "us-east-1";
 
 /// The emulator's endpoint; the tests need `./scripts/test` (or an exported AWS_ENDPOINT_URL).
@@ -63,7 +71,7 @@ impl Aws {
             .expect("create queue")
             .queue_url
             .unwrap();
-        (url, format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"))
+        (url, format!("arn:aws:sqs:{REGION}:{}:{name}", account()))
     }
 
     /// Creates a bucket whose notifications for `events` go to the queue.

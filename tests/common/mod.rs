@@ -2,7 +2,8 @@
 //! `./scripts/test`), a recording CloudEvents sink with programmable answers, and the adapter
 //! binary run as a child process, as a user runs it.
 //!
-//! - [`aws`]: the shared moto's endpoint, unique names, [`Aws`] (SQS and S3 clients) and queue
+//! - [`aws`]: the shared emulator's endpoint and account (moto's, or LocalStack's in the pass
+//!   `./scripts/test` makes against it), unique names, [`Aws`] (SQS and S3 clients) and queue
 //!   depths;
 //! - [`sink`]: [`TestSink`], the recording sink, and [`CountingSink`], which counts what it took
 //!   and completed by subject for the fault scenarios;

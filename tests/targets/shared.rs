@@ -35,7 +35,7 @@ pub const AUTH: &str = "  auth:
 ";
 
 pub fn queue_arn(queue: &str) -> String {
-    format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}")
+    format!("arn:aws:sqs:{REGION}:{}:{queue}", account())
 }
 
 /// An AWSSQSTarget; `extra` lines go under `spec:` (indented by two spaces).

@@ -400,6 +400,11 @@ def _patch_sqs_batch_system_attributes() -> None:
     SQSBackend.send_message_batch = send_message_batch  # type: ignore[method-assign]
 
 
+# --------------------------------------------------------------------------
+# Patch 7: FIFO order of a group's messages that are visible again.
+# --------------------------------------------------------------------------
+
+
 def _patch_sqs_fifo_visible_again() -> None:
     from moto.sqs.models import Queue, SQSBackend
 

@@ -25,7 +25,8 @@ scripts/test, as root, with the suite's moto at AWS_ENDPOINT_URL):
    config/examples/, then `run` of an S3 source against moto that becomes
    ready (/readyz 200) and delivers a real bucket notification to an HTTPS
    sink whose certificate is verified through the tree's CA bundle (the test
-   CA appended to Debian's bundle, as a derived image would add a private CA).
+   CA appended to Debian's bundle, as a derived image would add a private CA);
+   run again with the test CA taken out, the sink must be refused.
 
 What it does not prove: that the distroless image holds these same files
 (it is assembled by Google from the same Debian packages, but not here), the
@@ -41,12 +42,12 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -160,7 +161,14 @@ def download_packages(debs: Path) -> dict[str, Path]:
     missing = [p for p in PACKAGES if not sorted(debs.glob(f"{p}_*.deb"))]
     if missing:
         # apt's sandbox user cannot write into root's folders; these are public packages.
-        run(["apt-get", "download", "-o", "APT::Sandbox::User=root", *missing], cwd=debs, timeout=300)
+        download = ["apt-get", "download", "-o", "APT::Sandbox::User=root", *missing]
+        try:
+            run(download, cwd=debs, timeout=300)
+        except AssertionError:
+            # The package lists are missing (a fresh image) or older than the mirror, which
+            # keeps only the newest version of each package.
+            run(["apt-get", "update", "-qq"], timeout=600)
+            run(download, cwd=debs, timeout=300)
     found = {}
     for package in PACKAGES:
         candidates = sorted(debs.glob(f"{package}_*.deb"))
@@ -173,7 +181,8 @@ def deb_version(deb: Path) -> str:
     return run(["dpkg-deb", "-f", str(deb), "Version"]).stdout.strip()
 
 
-def build_rootfs(root: Path, debs: dict[str, Path], binary: Path, binary_path: str, extra_ca: str) -> None:
+def build_rootfs(root: Path, debs: dict[str, Path], binary: Path, binary_path: str, extra_ca: str) -> str:
+    """Builds the tree; returns its CA bundle as Debian's packages make it (without `extra_ca`)."""
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -189,10 +198,8 @@ def build_rootfs(root: Path, debs: dict[str, Path], binary: Path, binary_path: s
     bundle = root / "etc/ssl/certs/ca-certificates.crt"
     bundle.parent.mkdir(parents=True, exist_ok=True)
     # What update-ca-certificates writes: every certificate, concatenated.
-    bundle.write_text(
-        "".join(c.read_text(encoding="utf-8").rstrip("\n") + "\n" for c in mozilla) + extra_ca,
-        encoding="utf-8",
-    )
+    debian_bundle = "".join(c.read_text(encoding="utf-8").rstrip("\n") + "\n" for c in mozilla)
+    bundle.write_text(debian_bundle + extra_ca, encoding="utf-8")
     shutil.rmtree(root / "usr/share/ca-certificates")
     etc = root / "etc"
     (etc / "passwd").write_text(
@@ -216,6 +223,7 @@ def build_rootfs(root: Path, debs: dict[str, Path], binary: Path, binary_path: s
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(binary, target)
     target.chmod(0o755)
+    return debian_bundle
 
 
 def programs_in(root: Path) -> list[str]:
@@ -283,22 +291,25 @@ class Sandbox:
 
     def command(self, args: list[str], config_dir: Path) -> list[str]:
         root = str(self.root)
-        mount = HOST_TOOLS["mount"]
+        q = shlex.quote
+        mount = q(HOST_TOOLS["mount"])
+        config, hosts = q(str(config_dir)), q(str(self.hosts))
+        at = lambda path: q(root + path)  # noqa: E731
         mounts = [
             # The tree becomes a mount of its own, so that it can be made read-only.
-            f"{mount} --bind {root} {root}",
-            f"{mount} --bind {config_dir} {root}{CONFIG_MOUNT}",
-            f"{mount} -o remount,bind,ro {root}{CONFIG_MOUNT}",
-            f"{mount} --bind {self.hosts} {root}/etc/hosts",
-            f"{mount} -o remount,bind,ro {root}/etc/hosts",
-            f"{mount} -t proc proc {root}/proc",
-            f"{mount} --rbind /dev {root}/dev",
-            f"{mount} -o remount,bind,ro {root}",
+            f"{mount} --bind {q(root)} {q(root)}",
+            f"{mount} --bind {config} {at(CONFIG_MOUNT)}",
+            f"{mount} -o remount,bind,ro {at(CONFIG_MOUNT)}",
+            f"{mount} --bind {hosts} {at('/etc/hosts')}",
+            f"{mount} -o remount,bind,ro {at('/etc/hosts')}",
+            f"{mount} -t proc proc {at('/proc')}",
+            f"{mount} --rbind /dev {at('/dev')}",
+            f"{mount} -o remount,bind,ro {q(root)}",
         ]
         # The ENTRYPOINT is the bare name: the image's PATH (in the environment) must find it
         # inside the tree. The host's tools are named by their full paths, since that PATH is
         # not the host's.
-        script = " && ".join(mounts) + f' && exec {HOST_TOOLS["chroot"]} --userspec="$1" "$2" "${{@:3}}"'
+        script = " && ".join(mounts) + f' && exec {q(HOST_TOOLS["chroot"])} --userspec="$1" "$2" "${{@:3}}"'
         return [
             HOST_TOOLS["unshare"], "--mount", "--propagation", "private", "--",
             HOST_TOOLS["bash"], "-c", script, "sandbox", self.image.user, root, *self.image.entrypoint, *args,
@@ -441,7 +452,9 @@ def main() -> int:
         state["debs"] = debs
         state["certs"] = certs
         root = WORK / "rootfs"
-        build_rootfs(root, debs, binary, state["image"].binary_path, (certs / "ca.pem").read_text(encoding="utf-8"))
+        state["debian_bundle"] = build_rootfs(
+            root, debs, binary, state["image"].binary_path, (certs / "ca.pem").read_text(encoding="utf-8")
+        )
         state["root"] = root
         return ", ".join(f"{p} {deb_version(d)}" for p, d in debs.items())
 
@@ -477,7 +490,9 @@ def main() -> int:
     checks.check("no shell or other program in the tree", no_shell)
     checks.check("the binary's NEEDED libraries are in the tree", needed_libraries)
 
-    scratch = Path(tempfile.mkdtemp(prefix="image-check-", dir=WORK))
+    scratch = WORK / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
     hosts = scratch / "hosts"
     # What the kubelet writes into every pod's /etc/hosts.
     hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", encoding="utf-8")
@@ -511,14 +526,17 @@ def main() -> int:
             )
         return f"{len(files)} manifests, each `ok`"
 
-    def s3_source_runs() -> str:
-        assert endpoint.startswith("http://127.0.0.1:"), "AWS_ENDPOINT_URL must name the suite's moto (run through ./scripts/test)"
-        import boto3
+    import boto3
 
-        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
-        s3 = session.client("s3", endpoint_url=endpoint)
-        sqs = session.client("sqs", endpoint_url=endpoint)
-        name = f"image-check-{os.getpid()}-{int(time.time())}"
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    s3 = session.client("s3", endpoint_url=endpoint or None)
+    sqs = session.client("sqs", endpoint_url=endpoint or None)
+
+    def start_source(label: str) -> tuple[str, str, HttpsSink, subprocess.Popen, Path, int]:
+        """A bucket notifying a fresh queue, an HTTPS sink, and the adapter running in the
+        tree: (bucket, queue url, sink, process, log, http port)."""
+        assert endpoint.startswith("http://127.0.0.1:"), "AWS_ENDPOINT_URL must name the suite's moto (run through ./scripts/test)"
+        name = f"image-check-{label}-{os.getpid()}-{int(time.time())}"
         queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         s3.create_bucket(Bucket=name)
@@ -527,7 +545,7 @@ def main() -> int:
             NotificationConfiguration={"QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]},
         )
         sink = HttpsSink(state["certs"])
-        config = scratch / "run"
+        config = scratch / label
         config.mkdir()
         (config / "source.yaml").write_text(
             "apiVersion: sources.triggermesh.io/v1alpha1\nkind: AWSS3Source\n"
@@ -541,15 +559,26 @@ def main() -> int:
         for p in [config, config / "source.yaml"]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         http_port, metrics_port = free_port(), free_port()
-        log = scratch / "adapter.log"
+        log = scratch / f"adapter-{label}.log"
         process = sandbox.spawn(
             ["--log-format", "json", "run", "--config", f"{CONFIG_MOUNT}/source.yaml",
-             "--http-addr", f"127.0.0.1:{http_port}", "--metrics-addr", f"127.0.0.1:{metrics_port}"],
+             "--http-addr", f"127.0.0.1:{http_port}", "--metrics-addr", f"127.0.0.1:{metrics_port}",
+             "--shutdown-grace", "5s"],
             config,
             {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
              "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true", "RUST_LOG": "info"},
             log,
         )
+        return name, queue_url, sink, process, log, http_port
+
+    def stop(process: subprocess.Popen, sink: HttpsSink) -> None:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        sink.stop()
+
+    def s3_source_runs() -> str:
+        name, queue_url, sink, process, log, http_port = start_source("run")
         try:
             wait("/readyz 200", LONG, lambda: process.poll() is None and http_status(f"http://127.0.0.1:{http_port}/readyz") == 200
                  or _exited(process, log), log)
@@ -581,14 +610,32 @@ def main() -> int:
             code = process.wait(timeout=40)
             assert code == 0, f"exit {code} after SIGTERM; log:\n{log.read_text(encoding='utf-8')[-2000:]}"
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            sink.stop()
+            stop(process, sink)
         return f"ready, event over HTTPS verified by the tree's CA bundle, as uid {UID}, / read-only, exit 0"
+
+    def bundle_is_what_verifies() -> str:
+        # The same run with the test CA taken out of the tree's bundle: the sink's certificate
+        # must now be refused, so the first run's success came from the bundle.
+        bundle = state["root"] / "etc/ssl/certs/ca-certificates.crt"
+        bundle.write_text(state["debian_bundle"], encoding="utf-8")
+        name, _, sink, process, log, http_port = start_source("untrusted")
+        try:
+            wait("/readyz 200", LONG, lambda: process.poll() is None and http_status(f"http://127.0.0.1:{http_port}/readyz") == 200
+                 or _exited(process, log), log)
+            s3.put_object(Bucket=name, Key="untrusted.txt", Body=b"hello")
+            refused = re.compile(r"certificate|UnknownIssuer", re.I)
+            wait("a delivery refused for the sink's certificate", LONG,
+                 lambda: bool(refused.search(log.read_text(encoding="utf-8", errors="replace"))) or _exited(process, log), log)
+            assert not sink.received, f"the sink received {len(sink.received)} request(s) over TLS it should not trust"
+            line = next(l for l in log.read_text(encoding="utf-8", errors="replace").splitlines() if refused.search(l))
+        finally:
+            stop(process, sink)
+        return f"refused: {json.loads(line).get('error', line)[:120] if line.startswith('{') else line[:120]}"
 
     checks.check("`validate` of config/examples/ in the tree", validate_examples)
     checks.check("`run` of an S3 source in the tree, to an HTTPS sink", s3_source_runs)
+    checks.check("without the test CA in the tree's bundle, the sink is refused", bundle_is_what_verifies)
+    shutil.rmtree(scratch, ignore_errors=True)
     return summary(checks)
 
 

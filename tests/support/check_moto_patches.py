@@ -518,14 +518,14 @@ class Checker:
             sqs.send_message(QueueUrl=url, MessageBody=f"m{n}", MessageGroupId="g", MessageDeduplicationId=f"m{n}")
         first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=30)["Messages"]
         expect([m["Body"] for m in first] == ["m0", "m1"], f"first receive: {[m['Body'] for m in first]}")
-        # Both go back, visible again after 1 s: the group comes back in order.
+        # Both go back, visible again after 3 s: the group comes back in order.
         sqs.change_message_visibility_batch(
             QueueUrl=url,
-            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 1} for n, m in enumerate(first)],
+            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 3} for n, m in enumerate(first)],
         )
         hidden = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         expect(hidden == [], f"while m0 and m1 are hidden, the group is locked: {[m['Body'] for m in hidden]}")
-        time.sleep(1.3)
+        time.sleep(3.3)
         again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
         expect([m["Body"] for m in again] == ["m0", "m1", "m2"], f"visible again: {[m['Body'] for m in again]}")
 

@@ -435,7 +435,9 @@ def _patch_sqs_fifo_visible_again() -> None:
     _require_source(patch, Queue.pending_message_groups.fget, "for message in self._pending_messages")
 
     def forget_visible(queue: Any) -> None:
-        for message in [m for m in queue._pending_messages if m.visible]:
+        # moto's server is threaded: walk a copy (list() of a set is atomic
+        # under the GIL), never the set another request may be changing.
+        for message in [m for m in list(queue._pending_messages) if m.visible]:
             queue._pending_messages.discard(message)
 
     def pending_messages(self: Any) -> Any:
@@ -444,7 +446,7 @@ def _patch_sqs_fifo_visible_again() -> None:
 
     def pending_message_groups(self: Any) -> set[str]:
         forget_visible(self)
-        return {m.group_id for m in self._pending_messages if m.group_id is not None}
+        return {m.group_id for m in list(self._pending_messages) if m.group_id is not None}
 
     Queue.pending_messages = property(pending_messages)  # type: ignore[method-assign,assignment]
     Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[method-assign,assignment]

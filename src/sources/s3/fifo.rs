@@ -5,14 +5,15 @@
 //! that group, to any poller. What is left to us is the order *within* one receive, which may
 //! hold several messages of a group: they are handed to one task per group that processes them
 //! in turn. When one is not done with (its event failed and it goes back to the queue), the
-//! group's later messages of that receive go back too, unprocessed, with the same delay: they
-//! become visible just after the failed one, so SQS hands the failed one out first, and a
+//! group's later messages of that receive go back too, unprocessed, with the same delay, so a
 //! failure holds back its own group, never another.
 //!
-//! SQS would not hand out the later ones while the failed one is hidden anyway (the group is
-//! locked while a message of it is in flight), so the shared delay costs nothing there; it
-//! keeps the order also where that lock is weaker. LocalStack 4.13 unlocks a group as soon as
-//! any of its messages is made visible, and then delivered the later messages first.
+//! SQS hands out the failed one first because the group is locked while a message of it is in
+//! flight: the later ones wait however they were released, and the shared delay costs nothing.
+//! It matters where that lock is weaker: LocalStack 4.13 unlocks a group as soon as any of its
+//! messages is visible again, and with the later ones released at once it delivered them
+//! first. With the same delay they become visible together with the failed one (their calls
+//! may still be milliseconds apart, in separate batches), not a whole delay before it.
 
 use std::sync::Arc;
 use std::time::Duration;

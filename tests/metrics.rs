@@ -6,7 +6,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -85,15 +84,7 @@ async fn metrics_after_a_known_workload() {
         .await;
     let (_, target_queue_arn) = aws.create_queue(&unique("metrics-target")).await;
     // The sink refuses the first two attempts (K = 2), then accepts.
-    let sink = TestSink::start(Arc::new(|n, _| {
-        let status = if n < 2 {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::OK
-        };
-        (status, Duration::ZERO)
-    }))
-    .await;
+    let sink = TestSink::start(refusing_first(2)).await;
     let manifest = format!(
         "{}---\napiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSQSTarget\nmetadata: {{ name: dst }}\nspec: {{ arn: \"{target_queue_arn}\" }}\n",
         source_manifest(
@@ -374,15 +365,7 @@ async fn the_dashboard_queries_only_metrics_the_adapter_serves() {
         .send()
         .await
         .unwrap();
-    let sink = TestSink::start(Arc::new(|n, _| {
-        let status = if n < 1 {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::OK
-        };
-        (status, Duration::ZERO)
-    }))
-    .await;
+    let sink = TestSink::start(refusing_first(1)).await;
     let target = |kind: &str, name: &str, arn: &str| {
         format!(
             "---\napiVersion: targets.triggermesh.io/v1alpha1\nkind: {kind}\nmetadata: {{ name: {name} }}\nspec: {{ arn: \"{arn}\" }}\n"
@@ -415,7 +398,6 @@ async fn the_dashboard_queries_only_metrics_the_adapter_serves() {
     aws.wait_queue_empty(&queue_url, WAIT).await;
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     for path in ["/to-sqs", "/to-s3"] {
-        wait_until(WAIT, "the targets ready", || true).await;
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let request = http::Request::post(format!("http://{}{path}", adapter.http_addr))

@@ -337,15 +337,7 @@ async fn the_same_notification_twice_gives_the_same_id_in_structured_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_failing_three_times_gets_the_event_and_the_message_is_deleted_once() {
     let q = raw_queue().await;
-    let sink = TestSink::start(Arc::new(|n, _| {
-        let status = if n < 3 {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::OK
-        };
-        (status, Duration::ZERO)
-    }))
-    .await;
+    let sink = TestSink::start(refusing_first(3)).await;
     let manifest = source_manifest(
         "flaky",
         "media-uploads",

@@ -176,11 +176,6 @@ async fn https_sinks_are_verified_against_the_destination_ca() {
     make_certificates(dir.path());
     let ca_pem = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
     // A sink served over TLS with the test CA's certificate.
-    let acceptor = aws_event_adapter::http::tls::acceptor(
-        dir.path().join("server.pem"),
-        dir.path().join("server.key"),
-    )
-    .unwrap();
     let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = received.clone();
     let handler: Handler = Arc::new(move |request| {
@@ -191,20 +186,8 @@ async fn https_sinks_are_verified_against_the_destination_ca() {
             respond(StatusCode::OK, "application/json", "{}")
         })
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sink = format!(
-        "https://localhost:{}/",
-        listener.local_addr().unwrap().port()
-    );
-    let stop = CancellationToken::new();
-    tokio::spawn(server::serve_tls(
-        listener,
-        handler,
-        stop.clone(),
-        Duration::from_secs(1),
-        Some(acceptor),
-        server::DEFAULT_MAX_CONNECTIONS,
-    ));
+    let (port, stop) = serve_https(dir.path(), handler).await;
+    let sink = format!("https://localhost:{port}/");
 
     let aws = Aws::new().await;
     let (queue_url, queue_arn) = aws.create_queue(&unique("https-sink")).await;
@@ -254,10 +237,6 @@ async fn api_server(
     dir: &Path,
     sink: Arc<std::sync::Mutex<String>>,
 ) -> (u16, Arc<std::sync::atomic::AtomicUsize>, CancellationToken) {
-    let acceptor =
-        aws_event_adapter::http::tls::acceptor(dir.join("server.pem"), dir.join("server.key"))
-            .unwrap();
-    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let authorized = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let handler: Handler = {
         let authorized = authorized.clone();
@@ -290,6 +269,17 @@ async fn api_server(
             })
         })
     };
+    let (port, stop) = serve_https(dir, handler).await;
+    (port, authorized, stop)
+}
+
+/// Serves `handler` over HTTPS on a loopback port with the certificate `make_certificates`
+/// wrote into `dir` (for `localhost`); returns the port and the token that stops the server.
+async fn serve_https(dir: &Path, handler: Handler) -> (u16, CancellationToken) {
+    let acceptor =
+        aws_event_adapter::http::tls::acceptor(dir.join("server.pem"), dir.join("server.key"))
+            .unwrap();
+    let (listener, addr) = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let stop = CancellationToken::new();
     tokio::spawn(server::serve_tls(
         listener,
@@ -299,7 +289,7 @@ async fn api_server(
         Some(acceptor),
         server::DEFAULT_MAX_CONNECTIONS,
     ));
-    (addr.port(), authorized, stop)
+    (addr.port(), stop)
 }
 
 /// Certificates, and the service account's files as Kubernetes mounts them (token, CA and

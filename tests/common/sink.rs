@@ -28,6 +28,18 @@ pub fn always(status: StatusCode) -> Behavior {
     Arc::new(move |_, _| (status, Duration::ZERO))
 }
 
+/// 503 to the first `refusals` attempts, then 200, at once.
+pub fn refusing_first(refusals: usize) -> Behavior {
+    Arc::new(move |n, _| {
+        let status = if n < refusals {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        (status, Duration::ZERO)
+    })
+}
+
 /// One request the sink received, decoded as CloudEvents.
 #[derive(Clone, Debug)]
 pub struct Received {

@@ -58,12 +58,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_manifests import (  # noqa: E402
     EXAMPLES,
     REPO,
+    Adapter,
     Checks,
     free_port,
     http_status,
     load_docs,
+    quiet_env,
     rel,
-    secret_refs,
 )
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -502,25 +503,22 @@ def main() -> int:
     def validate_examples() -> str:
         files = sorted(EXAMPLES.glob("*.yaml"))
         assert files, "no config/examples/*.yaml"
+        config = scratch / "validate"
+        shutil.copytree(EXAMPLES, config)
+        # The secrets go under the config mount, where the sandbox can read them.
+        secrets = Adapter(binary, config).secrets_dir_for([doc for path in files for doc in load_docs(path)])
+        for d in [config, *config.rglob("*")]:
+            d.chmod(0o755 if d.is_dir() else 0o644)
+        # The checks' closed-off AWS settings, without the rest of the caller's environment.
+        env = {k: v for k, v in quiet_env().items() if k.startswith("AWS_") or k == "RUST_LOG"}
         for path in files:
-            docs = load_docs(path)
-            config = scratch / "validate"
-            if config.exists():
-                shutil.rmtree(config)
-            shutil.copytree(EXAMPLES, config)
-            # Secrets go under the config mount, where the sandbox can read them.
-            for name, key in secret_refs(docs):
-                (config / "secrets" / name).mkdir(parents=True, exist_ok=True)
-                (config / "secrets" / name / key).write_text(f"example-{key.lower()}\n", encoding="utf-8")
-            for d in [config, *config.rglob("*")]:
-                d.chmod(0o755 if d.is_dir() else 0o644)
             out = sandbox.run(
-                ["--log-format", "text", "validate", "--config", f"{CONFIG_MOUNT}/{path.name}", "--secrets-dir", f"{CONFIG_MOUNT}/secrets"],
+                ["--log-format", "text", "validate", "--config", f"{CONFIG_MOUNT}/{path.name}",
+                 "--secrets-dir", f"{CONFIG_MOUNT}/{secrets.name}"],
                 config,
-                {"RUST_LOG": "warn", "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1",
-                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"},
+                env,
             )
-            want = f"ok: {len(docs)} component(s)"
+            want = f"ok: {len(load_docs(path))} component(s)"
             assert out.returncode == 0 and out.stdout.strip() == want, (
                 f"{path.name}: exit {out.returncode}, stdout {out.stdout.strip()!r}, stderr {out.stderr.strip()[-800:]!r}"
             )

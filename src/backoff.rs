@@ -5,10 +5,14 @@
 //!
 //! These are Knative's `spec.delivery.backoffPolicy` curves; the backoff crates offer no linear
 //! curve and no equal jitter, hence this small module. It depends on nothing else in the crate.
+//!
+//! [`until_some`] is the one "try until it works, or until shutdown" loop built on it.
 
+use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 
 /// How the wait grows with the attempt number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +156,31 @@ impl Retry {
     pub fn next_delay(&mut self) -> Duration {
         self.attempt = self.attempt.saturating_add(1);
         self.backoff.delay(self.attempt)
+    }
+}
+
+/// Runs `attempt` until it gives `Some`, waiting `backoff`'s next delay after each `None`;
+/// `None` as soon as `shutdown` fires, during an attempt or a wait. An attempt reports its own
+/// failure (log, metric) before it gives `None`.
+pub async fn until_some<T, F, Fut>(
+    backoff: Backoff,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let mut retry = Retry::new(backoff);
+    loop {
+        tokio::select! {
+            outcome = attempt() => if outcome.is_some() { return outcome },
+            () = shutdown.cancelled() => return None,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(retry.next_delay()) => {},
+            () = shutdown.cancelled() => return None,
+        }
     }
 }
 
@@ -340,5 +369,34 @@ mod tests {
         let mut retry = Retry::new(Backoff::fixed(Curve::Exponential, MS, 3 * MS));
         let waits: Vec<Duration> = (0..4).map(|_| retry.next_delay()).collect();
         assert_eq!(waits, vec![MS, 2 * MS, 3 * MS, 3 * MS]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_some_waits_the_backoff_between_attempts_and_stops_at_shutdown() {
+        let backoff = Backoff::fixed(Curve::Exponential, 100 * MS, Duration::from_secs(1));
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let shutdown = CancellationToken::new();
+        let third = until_some(backoff, &shutdown, || {
+            attempts += 1;
+            let outcome = (attempts == 3).then_some(attempts);
+            async move { outcome }
+        })
+        .await;
+        assert_eq!(third, Some(3));
+        assert_eq!(started.elapsed(), 300 * MS, "100 ms, then 200 ms");
+
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(150 * MS).await;
+            stopping.cancel();
+        });
+        let never: Option<()> = until_some(backoff, &shutdown, || async { None }).await;
+        assert_eq!(never, None);
+        assert_eq!(
+            started.elapsed(),
+            450 * MS,
+            "ended by the shutdown, mid-wait"
+        );
     }
 }

@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use futures::FutureExt;
+use http::Uri;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -44,7 +45,7 @@ use tracing::Instrument;
 use crate::aws::arn::QueueArn;
 use crate::aws::credentials;
 use crate::aws::{error_label, error_message, with_fresh_credentials};
-use crate::backoff::{Backoff, Curve, Retry};
+use crate::backoff::{Backoff, Curve, until_some};
 use crate::http::health::ReadyFlag;
 use crate::http::sink::SinkClient;
 use crate::sources::SourceError;
@@ -258,26 +259,36 @@ async fn resolve_destinations(
         .clone()
         .or_else(crate::http::addressable::pod_namespace)
         .unwrap_or_else(|| "default".to_string());
-    let mut retry = Retry::new(RESOLVE_BACKOFF);
-    loop {
-        let result = resolve_both(config, &namespace).await;
-        match result {
-            Ok(()) => return Some(namespace),
-            Err(err) => tracing::error!(
-                error = %err,
-                "cannot resolve the sink's ref; not receiving until it is known"
-            ),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(retry.next_delay()) => {},
-            () = shutdown.cancelled() => return None,
-        }
+    let shared: &S3SourceConfig = config;
+    let (sink, dead_letter_sink) = until_some(RESOLVE_BACKOFF, shutdown, || async {
+        resolve_both(shared, &namespace)
+            .await
+            .map_err(|err| {
+                tracing::error!(
+                    error = %err,
+                    "cannot resolve the sink's ref; not receiving until it is known"
+                )
+            })
+            .ok()
+    })
+    .await?;
+    if let Some(sink) = sink {
+        config.sink = sink;
     }
+    if let Some(uri) = dead_letter_sink {
+        config.delivery.dead_letter_sink = Some(uri);
+        config.delivery.dead_letter_ref = None;
+    }
+    Some(namespace)
 }
 
-async fn resolve_both(config: &mut S3SourceConfig, namespace: &str) -> Result<(), String> {
+/// The addresses of `sink.ref` and `deadLetterSink.ref` (each `None` when there is no such ref).
+async fn resolve_both(
+    config: &S3SourceConfig,
+    namespace: &str,
+) -> Result<(Option<Uri>, Option<Uri>), String> {
     if config.sink_ref.is_none() && config.delivery.dead_letter_ref.is_none() {
-        return Ok(());
+        return Ok((None, None));
     }
     let cluster = crate::http::addressable::InCluster::from_env().map_err(|err| {
         let refs: Vec<String> = [
@@ -290,17 +301,19 @@ async fn resolve_both(config: &mut S3SourceConfig, namespace: &str) -> Result<()
         .collect();
         format!("{}: {err}", refs.join(", "))
     })?;
-    if let Some(reference) = config.sink_ref.clone() {
-        config.sink = cluster.resolve(&reference, namespace).await?;
-        tracing::info!(sink = %config.sink, reference = reference.describe(namespace), "sink resolved");
+    let mut sink = None;
+    if let Some(reference) = &config.sink_ref {
+        let uri = cluster.resolve(reference, namespace).await?;
+        tracing::info!(sink = %uri, reference = reference.describe(namespace), "sink resolved");
+        sink = Some(uri);
     }
-    if let Some(reference) = config.delivery.dead_letter_ref.clone() {
-        let uri = cluster.resolve(&reference, namespace).await?;
+    let mut dead_letter_sink = None;
+    if let Some(reference) = &config.delivery.dead_letter_ref {
+        let uri = cluster.resolve(reference, namespace).await?;
         tracing::info!(dead_letter_sink = %uri, reference = reference.describe(namespace), "dead-letter sink resolved");
-        config.delivery.dead_letter_sink = Some(uri);
-        config.delivery.dead_letter_ref = None;
+        dead_letter_sink = Some(uri);
     }
-    Ok(())
+    Ok((sink, dead_letter_sink))
 }
 
 /// Between provisioning attempts at start: 1 s, doubling up to 60 s. With equal
@@ -319,30 +332,24 @@ async fn provision_until_done(
     credentials: &credentials::Refreshing,
     shutdown: &CancellationToken,
 ) -> Option<QueueArn> {
-    let mut retry = Retry::new(PROVISION_BACKOFF);
-    loop {
-        let attempt = provision::provision(config, credentials);
-        let result = tokio::select! {
-            result = attempt => result,
-            () = shutdown.cancelled() => return None,
-        };
-        match result {
+    until_some(PROVISION_BACKOFF, shutdown, || async {
+        match provision::provision(config, credentials).await {
             Ok(provisioned) => {
                 for change in &provisioned.changes {
                     tracing::info!(change, "provisioned");
                 }
-                return Some(provisioned.queue);
+                Some(provisioned.queue)
             }
-            Err(err) => tracing::error!(
-                error = %err,
-                "cannot create the queue and bucket notification; retrying"
-            ),
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    "cannot create the queue and bucket notification; retrying"
+                );
+                None
+            }
         }
-        tokio::select! {
-            () = tokio::time::sleep(retry.next_delay()) => {},
-            () = shutdown.cancelled() => return None,
-        }
-    }
+    })
+    .await
 }
 
 /// How long a poller waits for more free slots before receiving with fewer than a batch.

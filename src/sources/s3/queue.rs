@@ -22,7 +22,7 @@ use crate::aws::credentials::Refreshing;
 use crate::aws::{
     error_label, error_message, is_access_denied, is_throttling, with_fresh_credentials,
 };
-use crate::backoff::{Backoff, Curve, Retry};
+use crate::backoff::{Backoff, Curve, until_some};
 use crate::batch::Flushed;
 
 /// SQS batch calls take at most ten entries.
@@ -113,8 +113,7 @@ impl Queue {
         telemetry: Arc<SourceTelemetry>,
         shutdown: &CancellationToken,
     ) -> Option<Queue> {
-        let mut retry = Retry::new(RESOLVE_BACKOFF);
-        loop {
+        let url = until_some(RESOLVE_BACKOFF, shutdown, || async {
             let call = with_fresh_credentials(&credentials, || {
                 client
                     .get_queue_url()
@@ -122,33 +121,28 @@ impl Queue {
                     .queue_owner_aws_account_id(&arn.account)
                     .send()
             });
-            let result = tokio::select! {
-                result = call => result,
-                () = shutdown.cancelled() => return None,
-            };
-            match result {
+            match call.await {
                 Ok(output) => {
-                    if let Some(url) = output.queue_url {
-                        return Some(Queue {
-                            client,
-                            settle_client,
-                            credentials,
-                            url,
-                            telemetry,
-                            visibility_allowed: AtomicBool::new(true),
-                        });
+                    if output.queue_url.is_none() {
+                        telemetry.sqs_error("GetQueueUrl", "other", "the answer has no queue URL");
                     }
-                    telemetry.sqs_error("GetQueueUrl", "other", "the answer has no queue URL");
+                    output.queue_url
                 }
                 Err(err) => {
-                    telemetry.sqs_error("GetQueueUrl", &error_label(&err), &error_message(&err))
+                    telemetry.sqs_error("GetQueueUrl", &error_label(&err), &error_message(&err));
+                    None
                 }
             }
-            tokio::select! {
-                () = tokio::time::sleep(retry.next_delay()) => {},
-                () = shutdown.cancelled() => return None,
-            }
-        }
+        })
+        .await?;
+        Some(Queue {
+            client,
+            settle_client,
+            credentials,
+            url,
+            telemetry,
+            visibility_allowed: AtomicBool::new(true),
+        })
     }
 
     pub fn telemetry(&self) -> &SourceTelemetry {

@@ -10,94 +10,14 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aws-event-adapter");
-/// sysexits' EX_CONFIG: the configuration cannot be used.
-const EXIT_CONFIG: i32 = 78;
+mod common;
+use common::command::{BIN, EXIT_CONFIG, Outcome, run_in, write};
+
 /// How long a started `display` may take to accept connections or to exit after SIGTERM.
 const PROCESS_DEADLINE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
 // Helpers: validate
-
-/// What a finished command showed its user.
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Outcome {
-    fn of(output: std::process::Output) -> Outcome {
-        Outcome {
-            code: output
-                .status
-                .code()
-                .expect("exited, not killed by a signal"),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    /// The `error: ...` lines of stderr.
-    fn errors(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|line| line.starts_with("error: "))
-            .collect()
-    }
-
-    /// Asserts that exactly one problem line starts with `prefix` and returns it.
-    fn problem(&self, prefix: &str) -> &str {
-        let found: Vec<&str> = self
-            .errors()
-            .into_iter()
-            .filter(|line| line.starts_with(prefix))
-            .collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "expected one line starting with {prefix:?}; stderr:\n{}",
-            self.stderr
-        );
-        found[0]
-    }
-
-    /// Asserts the run failed on its configuration with `count` problems and nothing on stdout.
-    fn assert_config_error(&self, count: usize) {
-        assert_eq!(self.code, EXIT_CONFIG, "stderr:\n{}", self.stderr);
-        assert_eq!(
-            self.stdout, "",
-            "nothing is printed on stdout when validation fails"
-        );
-        assert_eq!(self.errors().len(), count, "stderr:\n{}", self.stderr);
-        let summary = format!("{count} problem(s) found");
-        assert_eq!(
-            self.stderr.lines().last(),
-            Some(summary.as_str()),
-            "stderr:\n{}",
-            self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-    }
-}
-
-/// Writes `text` to `dir/name`, creating parent directories.
-fn write(dir: &Path, name: &str, text: &str) {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().expect("a parent directory")).expect("mkdir");
-    std::fs::write(path, text).expect("write a test file");
-}
-
-/// Runs the binary in `dir` with `args` and waits for it.
-fn run_in(dir: &Path, args: &[&str]) -> Outcome {
-    let output = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run aws-event-adapter");
-    Outcome::of(output)
-}
 
 /// `validate --config config.yaml --secrets-dir secrets` on a file of these contents.
 fn validate(text: &str) -> Outcome {

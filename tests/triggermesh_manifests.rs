@@ -4,31 +4,12 @@
 //! are.
 
 use std::path::Path;
-use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aws-event-adapter");
+mod common;
+use common::command::{EXIT_CONFIG, run_in, write};
 
 /// The keys of the samples' Secret; never printed.
 const SECRET_KEY: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYSAMPLEKEY";
-
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).expect("write a test file");
-}
-
-/// `aws-event-adapter <args>` in `dir`: (exit code, stdout, stderr).
-fn run_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run aws-event-adapter");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 /// A folder shaped like TriggerMesh's `config/samples/`: the Secret last, in a file of its
 /// own, after the components that read it.
@@ -160,11 +141,15 @@ stringData:
 fn a_folder_of_triggermesh_samples_validates_with_its_skip_lines() {
     let dir = tempfile::tempdir().unwrap();
     samples(dir.path());
-    let (code, stdout, stderr) = run_in(dir.path(), &["validate", "--config", "."]);
-    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let out = run_in(dir.path(), &["validate", "--config", "."]);
+    assert_eq!(
+        out.code, 0,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
     let broker = "spec.sink.ref Broker (the pod's)/default (eventing.knative.dev/v1) is resolved at run time, through the Kubernetes API";
     assert_eq!(
-        stdout,
+        out.stdout,
         format!(
             "note: ./awss3source.yaml: document 1 (AWSS3Source \"sample\"): {broker}\n\
              note: ./awssqssource.yaml: document 1 (AWSSQSSource \"sample-sqs\"): {broker}\n\
@@ -173,7 +158,7 @@ fn a_folder_of_triggermesh_samples_validates_with_its_skip_lines() {
              ok: 4 component(s)\n"
         )
     );
-    assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
+    assert!(!out.stdout.contains(SECRET_KEY) && !out.stderr.contains(SECRET_KEY));
 }
 
 #[test]
@@ -184,15 +169,16 @@ fn a_key_missing_from_a_secret_document_is_named_and_no_value_is_printed() {
         .unwrap()
         .replacen("key: aws_access_key_id", "key: AWS_ACCESS_KEY_ID", 1);
     write(dir.path(), "awstargets.yml", &awkward);
-    let (code, stdout, stderr) = run_in(dir.path(), &["validate", "--config", "."]);
-    assert_eq!(code, 78, "stderr:\n{stderr}");
+    let out = run_in(dir.path(), &["validate", "--config", "."]);
+    assert_eq!(out.code, EXIT_CONFIG, "stderr:\n{}", out.stderr);
     assert!(
-        stderr.contains(
+        out.stderr.contains(
             "awstargets.yml: document 1 (AWSSQSTarget \"sqs-sample\"): spec.auth.credentials.accessKeyID.valueFromSecret: the Secret document \"awscreds\" has no key \"AWS_ACCESS_KEY_ID\""
         ),
-        "stderr:\n{stderr}"
+        "stderr:\n{}",
+        out.stderr
     );
-    assert!(!stdout.contains(SECRET_KEY) && !stderr.contains(SECRET_KEY));
+    assert!(!out.stdout.contains(SECRET_KEY) && !out.stderr.contains(SECRET_KEY));
 }
 
 #[test]
@@ -203,19 +189,23 @@ fn unknown_kinds_of_triggermesh_groups_stay_errors_and_empty_folders_are_refused
         "sns.yaml",
         "apiVersion: targets.triggermesh.io/v1alpha1\nkind: AWSSNSTarget\nmetadata: { name: n }\nspec: {}\n",
     );
-    let (code, _, stderr) = run_in(dir.path(), &["validate", "--config", "."]);
-    assert_eq!(code, 78);
+    let out = run_in(dir.path(), &["validate", "--config", "."]);
+    assert_eq!(out.code, EXIT_CONFIG);
     assert!(
-        stderr.contains("unknown kind \"AWSSNSTarget\": expected AWSS3Source"),
-        "{stderr}"
+        out.stderr
+            .contains("unknown kind \"AWSSNSTarget\": expected AWSS3Source"),
+        "{}",
+        out.stderr
     );
 
     let empty = tempfile::tempdir().unwrap();
-    let (code, _, stderr) = run_in(empty.path(), &["validate", "--config", "."]);
-    assert_eq!(code, 78);
+    let out = run_in(empty.path(), &["validate", "--config", "."]);
+    assert_eq!(out.code, EXIT_CONFIG);
     assert!(
-        stderr.contains("the folder holds no *.yaml, *.yml or *.json file"),
-        "{stderr}"
+        out.stderr
+            .contains("the folder holds no *.yaml, *.yml or *.json file"),
+        "{}",
+        out.stderr
     );
 }
 
@@ -228,13 +218,14 @@ fn an_endpoint_url_must_be_http_or_https_with_a_host() {
         )
     };
     write(dir.path(), "ok.yaml", &target("http://localstack:4566"));
-    let (code, stdout, stderr) = run_in(dir.path(), &["validate", "--config", "ok.yaml"]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
+    let out = run_in(dir.path(), &["validate", "--config", "ok.yaml"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     write(dir.path(), "bad.yaml", &target("localstack:4566"));
-    let (code, _, stderr) = run_in(dir.path(), &["validate", "--config", "bad.yaml"]);
-    assert_eq!(code, 78);
+    let out = run_in(dir.path(), &["validate", "--config", "bad.yaml"]);
+    assert_eq!(out.code, EXIT_CONFIG);
     assert!(
-        stderr.contains("spec.endpoint.url: expected an http:// or https:// URL with a host, found \"localstack:4566\""),
-        "{stderr}"
+        out.stderr.contains("spec.endpoint.url: expected an http:// or https:// URL with a host, found \"localstack:4566\""),
+        "{}",
+        out.stderr
     );
 }

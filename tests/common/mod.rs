@@ -9,6 +9,7 @@
 //!   and completed by subject for the fault scenarios;
 //! - [`adapter`]: [`Adapter`], the binary as a child process (signals, logs, `/metrics`,
 //!   `/readyz`), and the manifest of a test source;
+//! - [`command`]: the binary run to its end as a command (`validate`, ...), and what it printed;
 //! - [`moto`]: [`OwnMoto`], a moto of a test's own (IAM enforcement), and IAM users and roles;
 //! - [`proxy`]: [`TcpProxy`], a TCP proxy a test can cut, restore and make reset requests;
 //! - [`rewrite`]: [`RewritingProxy`], an HTTP proxy that changes SQS requests and answers;
@@ -20,6 +21,7 @@
 
 pub mod adapter;
 pub mod aws;
+pub mod command;
 pub mod moto;
 pub mod proxy;
 pub mod rewrite;
